@@ -1,0 +1,41 @@
+# bagalau: the interface for people. `make run` starts the service; `make test` runs every test.
+# Each target sets itself up on a fresh machine (virtual environment, install, generated code).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+GEN    := service/gen/bagalau/v1/scoring_pb2.py
+PROTOS := $(wildcard proto/bagalau/v1/*.proto)
+
+.PHONY: run test bench check gen clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+gen: $(GEN)
+$(GEN): $(PROTOS) $(STAMP)
+	mkdir -p service/gen
+	$(BIN)/python -m grpc_tools.protoc -I proto -I $$($(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))') \
+	    --python_out=service/gen --pyi_out=service/gen --grpc_python_out=service/gen $(PROTOS)
+	touch $(GEN)
+
+## Start the scoring service on its embedded defaults with the shipped rules/.
+run: $(STAMP) $(GEN)
+	$(BIN)/bagalau serve
+
+## Run every test: unit, rule-file tests, service tests.
+test: $(STAMP) $(GEN)
+	$(BIN)/bagalau check rules
+	$(BIN)/bagalau test rules
+	$(BIN)/python -m pytest
+
+## Benchmarks (pytest-benchmark): compiled evaluator against a hand-written decimal function.
+bench: $(STAMP) $(GEN)
+	$(BIN)/python -m pytest tests/bench --benchmark-enable --benchmark-only -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) service/gen .pytest_cache .benchmarks
