@@ -111,13 +111,14 @@ def _report_syntax(sink: DiagnosticSink, e: UnexpectedInput, path: str, text: st
     expected = _describe_expected(set(e.expected or []), parser)
     end = column + max(len(str(token)), 1)
     hint = _hint(str(token), expected)
-    message = f"unexpected {str(token)!r}; expected {', '.join(expected)}" + hint
+    shown = ", ".join(expected[:10]) + (f", … ({len(expected) - 10} more)" if len(expected) > 10 else "")
+    message = f"unexpected {str(token)!r}; expected {shown}" + hint
     sink.report("E100", Span(path, line, column, line, end), message)
 
 
 def _hint(token: str, expected: list[str]) -> str:
-    if token == "=" and "'result'" in expected:
-        return " (in a { } block, write `result = ...` after the `let` lines)"
+    if token == "=":
+        return " (in a { } block, write `result = …` after the `let` lines; to compare, write ==)"
     if token == "{" and "'='" in expected:
         return " (a definition is `= expr`, or `{ let ... result = expr }`)"
     if token in ("..", "..=", "..<"):

@@ -84,7 +84,8 @@ class TypeChecker:
             return
         if t[0] != "num":
             self.sink.report("E300", body.expr.span, f"{d.kind} {name} must be a number, but its formula gives {describe(t)}")
-        elif join_units(unit_type(declared)[1], t[1]) is None:
+        elif join_units(unit_type(declared)[1], t[1]) is None and not (t[1] == "count" and declared == "points"):
+            # a count may be taken as points (one point per item); shares, percents and points may not mix
             self.sink.report("E301", body.expr.span,
                              f"{d.kind} {name} is in {unit_type(declared)[1]}, but its formula gives {describe(t)}")
 
