@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lock", help="record the content hash of every in-force or repealed version in versions.lock")
     p.add_argument("--rules", default=default_rules(), metavar="DIR")
+
+    try:  # semantic diff and impact analysis (dsl/diffcli.py) register their own subcommands
+        from . import diffcli
+    except ImportError:
+        diffcli = None
+    if diffcli is not None:
+        diffcli.register(sub)
     return parser
 
 
@@ -257,8 +264,9 @@ COMMANDS = {"check": cmd_check, "test": cmd_test, "eval": cmd_eval, "lock": cmd_
 
 
 def run(args) -> int:
+    handler = getattr(args, "handler", None) or COMMANDS[args.command]
     try:
-        return COMMANDS[args.command](args)
+        return handler(args)
     except CliError as e:
         print(f"bagalau {args.command}: {e}", file=sys.stderr)
         return e.code

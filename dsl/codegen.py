@@ -47,11 +47,14 @@ def _most(items: list, what: str) -> Decimal:
 
 @dataclass
 class Plan:
-    """What one evaluation computes: definitions in order, and which are supplied instead."""
+    """What one evaluation computes: definitions in order, which are supplied instead, which inputs it
+    reads and which constraints on those inputs it checks."""
 
     compute: tuple[str, ...]
     supplied: frozenset[str]
     traced: bool
+    inputs: frozenset[str] = frozenset()
+    constraints: tuple[str, ...] = ()
 
 
 class _Gen:
@@ -179,22 +182,93 @@ class _Gen:
     table_sources: list[str]
 
 
-def generate(scope: KindScope, plan: Plan) -> tuple[str, dict]:
-    """Python source of ``evaluate(inp)`` for the plan, and the namespace it runs in."""
+def _number_checks(g: _Gen, prefix: str, var: str, c) -> list[str]:
+    """Conditions under which an exact-decimal fast path must give way to InputCheck."""
+    slow = [f"{var}.__class__ is not Decimal"]
+    if c.lo is None or c.hi is None:  # with both bounds, an infinity fails one and a NaN cannot be compared
+        slow.append(f"not {var}.is_finite()")
+    if c.lo is not None:
+        g.namespace[f"_lo{prefix}"] = c.lo
+        slow.append(f"{var} {'<=' if c.lo_open else '<'} _lo{prefix}")
+    if c.hi is not None:
+        g.namespace[f"_hi{prefix}"] = c.hi
+        slow.append(f"{var} {'>=' if c.hi_open else '>'} _hi{prefix}")
+    if c.unit == "count":
+        slow.append(f"{var} != {var}.to_integral_value()")
+    return slow
+
+
+def _fast_list_check(g: _Gen, i: int, c) -> str:
+    """A function telling whether a list of records is already exact and in range (then used as is)."""
+    g.namespace[f"_keys{i}"] = frozenset(f.name for f in c.fields)
+    lines = [f"def _fast_list{i}(items):", "    for r in items:",
+             f"        if r.__class__ is not dict or r.keys() != _keys{i}:", "            return False"]
+    for j, f in enumerate(c.fields):
+        lines += [f"        y = r[{f.name!r}]", f"        if {' or '.join(_number_checks(g, f'{i}_{j}', 'y', f))}:",
+                  "            return False"]
+    lines.append("    return True")
+    return "\n".join(lines)
+
+
+def _input_lines(g: _Gen, plan: Plan, checks: dict) -> list[str]:
+    """Validation of the plan's inputs: inline comparisons for exact decimals, InputCheck otherwise."""
+    from .inputs import MISSING
+
+    g.namespace["_MISSING"] = MISSING
+    lines = ["    get = inp.get"]
+    for i, n in enumerate(sorted(plan.inputs)):
+        c = checks[n]
+        g.namespace[f"_k{i}"] = c
+        general = f"_k{i}.value_from(inp, {n!r}, issues)"
+        if c.kind == "list" and c.fields and all(f.kind == "number" and not f.has_default and not f.optional for f in c.fields):
+            g.table_sources.append(_fast_list_check(g, i, c))
+            lines += [f"    x = get({n!r}, _MISSING)",
+                      f"    v_{n} = x if x.__class__ is list and _fast_list{i}(x) else {general}"]
+            continue
+        if c.kind != "number":
+            lines.append(f"    v_{n} = {general}")
+            continue
+        slow = _number_checks(g, str(i), "x", c)
+        lines.append(f"    x = get({n!r}, _MISSING)")
+        if c.has_default:
+            g.namespace[f"_d{i}"] = c.default_value
+            lines += ["    if x is _MISSING or x is None:", f"        x = _d{i}", f"    elif {' or '.join(slow)}:"]
+        else:
+            lines.append(f"    if {' or '.join(slow)}:")
+        lines += [f"        x = {general}", f"    v_{n} = x"]
+    for n in sorted(plan.inputs):  # bounds naming another input: trained <= due
+        c = checks[n]
+        for ref, op, open_ in ((c.hi_ref, "<", c.hi_open), (c.lo_ref, ">", c.lo_open)):
+            if ref and ref in plan.inputs:
+                bad = f"v_{n} {'>' if op == '<' else '<'}{'=' if open_ else ''} v_{ref}"
+                lines += [f"    if v_{n} is not None and v_{ref} is not None and {bad}:",
+                          f"        issues.append(('bound', {n!r}, {ref!r}))"]
+    lines += ["    if issues:", "        return None"]
+    for cname in plan.constraints:
+        lines += [f"    if not {g.expr(g.scope.constraint_exprs[cname], {})}:",
+                  f"        issues.append(('constraint', {cname!r}))"]
+    if plan.constraints:
+        lines += ["    if issues:", "        return None"]
+    return lines
+
+
+def generate(scope: KindScope, plan: Plan, checks: dict) -> tuple[str, dict]:
+    """Python source of ``evaluate(inp, sup, issues[, _tr])`` for the plan, and the namespace it runs in.
+
+    It validates the plan's inputs from the request mapping ``inp`` (appending to ``issues`` and
+    returning None when any is wrong), takes supplied values from ``sup``, and returns the computed values.
+    """
     g = _Gen(scope, plan.traced)
     g.table_sources = []
-    body: list[str] = []
-    used_inputs: set[str] = set()
-    for name in plan.compute:
+    for name in list(plan.compute) + list(plan.constraints):
         for dep in scope.deps[name]:
-            if dep in scope.inputs:
-                used_inputs.add(dep)
-            elif dep in scope.params:
+            if dep in scope.params:
                 g.namespace[f"v_{dep}"] = scope.params[dep].value
-            elif dep in plan.supplied:
-                used_inputs.add(dep)
-    for name in sorted(used_inputs):
-        body.append(f"    v_{name} = inp[{name!r}]")
+    body: list[str] = _input_lines(g, plan, checks)
+    for name in sorted(plan.supplied):
+        body.append(f"    v_{name} = sup[{name!r}]")
+    if plan.traced:
+        body.append("    _tr.inputs = {" + ", ".join(f"{n!r}: v_{n}" for n in sorted(plan.inputs)) + "}")
     for name in plan.compute:
         d = scope.definitions[name]
         b = scope.bodies[name]
@@ -218,15 +292,33 @@ def generate(scope: KindScope, plan: Plan) -> tuple[str, dict]:
         body.append(f"    v_{name} = {code}")
     returned = ", ".join(f"{n!r}: v_{n}" for n in plan.compute)
     body.append(f"    return {{{returned}}}")
-    args = "inp, _tr" if plan.traced else "inp"
+    args = "inp, sup, issues, _tr" if plan.traced else "inp, sup, issues"
     source = "\n".join(g.table_sources + [f"def evaluate({args}):"] + body) + "\n"
     return source, g.namespace
 
 
-def build(scope: KindScope, plan: Plan) -> Callable:
-    source, namespace = generate(scope, plan)
+def build(scope: KindScope, plan: Plan, checks: dict) -> Callable:
+    source, namespace = generate(scope, plan, checks)
     code = compile(source, f"<bagalau {scope.kind} plan>", "exec")
     exec(code, namespace)  # noqa: S102 - source generated from the checked model only (see module docstring)
     fn = namespace["evaluate"]
     fn.__source__ = source
     return fn
+
+
+def build_grade(name: str, bands) -> Callable:
+    """``grade(value) -> band name or None`` for a grade scale, as a chain of exact comparisons."""
+    namespace: dict[str, object] = {}
+    lines = ["def grade(v):"]
+    for i, (iv, band) in enumerate(bands):
+        conds = []
+        if iv.lo is not None:
+            namespace[f"_lo{i}"] = iv.lo
+            conds.append(f"v {'>=' if iv.lo_closed else '>'} _lo{i}")
+        if iv.hi is not None:
+            namespace[f"_hi{i}"] = iv.hi
+            conds.append(f"v {'<=' if iv.hi_closed else '<'} _hi{i}")
+        lines += [f"    if {' and '.join(conds) or 'True'}:", f"        return {band!r}"]
+    lines.append("    return None")
+    exec(compile("\n".join(lines) + "\n", f"<bagalau grade {name}>", "exec"), namespace)  # noqa: S102 - band names are identifiers
+    return namespace["grade"]

@@ -17,14 +17,16 @@ from decimal import Decimal
 from typing import Any
 
 from . import ast
-from .codegen import EvaluationError, Plan, build
+from .codegen import EvaluationError, Plan, build, build_grade
 from .decimals import CONTEXT, NotADecimal, format_decimal, to_decimal
+from .inputs import InputCheck
 from .errors import EvaluationFailed, FieldIssue, InputError
 from .model import SCORING_KINDS, KindScope, VersionModel, bound_value
 from .printer import format_expr, walk
 from .ranges import UNBOUNDED
 
 LANGUAGES = ("kk", "ru", "en")
+_NONE: frozenset = frozenset()
 
 
 @dataclass
@@ -101,6 +103,7 @@ class _Tracer:
         self.bands: dict[str, list[tuple[str, int]]] = {}
         self.lets: dict[str, dict[str, Any]] = {}
         self.unrounded_values: dict[str, Decimal] = {}
+        self.inputs: dict[str, Any] = {}
 
     def enter(self, name):
         self.current = name
@@ -120,110 +123,26 @@ class _Tracer:
         self.unrounded_values[name] = value
 
 
-_MISSING = object()
+@dataclass(frozen=True)
+class _Prepared:
+    """Everything one plan needs at run time, built once."""
+
+    fn: Any  # the generated function: validates the plan's inputs, then computes
+    compute: tuple[str, ...]
+    needed_inputs: frozenset[str]
 
 
-class _InputCheck:
-    """Validation of one input (or record field), prepared once per scope."""
+@dataclass(frozen=True)
+class _KindInfo:
+    """Per subject kind, what every request needs: built once per version."""
 
-    def __init__(self, scope: KindScope, decl: ast.InputDecl, records: dict[str, ast.RecordDecl]):
-        spec = decl.type
-        self.name = decl.name
-        self.kind = spec.kind
-        self.unit = spec.unit
-        self.optional = decl.optional
-        self.has_default = decl.has_default
-        self.default = decl.default
-        self.choices = spec.choices
-        self.lo = bound_value(scope, spec.lower)
-        self.hi = bound_value(scope, spec.upper)
-        self.lo_open = bool(spec.lower and spec.lower.open)
-        self.hi_open = bool(spec.upper and spec.upper.open)
-        self.lo_ref = spec.lower.ref if spec.lower and spec.lower.ref in scope.inputs else None
-        self.hi_ref = spec.upper.ref if spec.upper and spec.upper.ref in scope.inputs else None
-        if spec.kind == "number":
-            natural = {"count": (Decimal(0), None), "percent": (Decimal(0), Decimal(100)),
-                       "share": (Decimal(0), Decimal(1)), "points": (Decimal(0), None)}.get(spec.unit, (None, None))
-            if self.lo is None and self.lo_ref is None:
-                self.lo = natural[0]
-            if self.hi is None and self.hi_ref is None:
-                self.hi = natural[1]
-        self.fields = [_InputCheck(scope, f, records) for f in records[spec.record].fields] if spec.kind == "list" and spec.record in records else []
-
-    def expected(self) -> str:
-        if self.kind == "number":
-            what = {"count": "a whole number", "percent": "a percentage", "share": "a share",
-                    "points": "points"}.get(self.unit, "a decimal number")
-            lo = "" if self.lo is None else (f"{'>' if self.lo_open else '>='} {format_decimal(self.lo)}")
-            hi = "" if self.hi is None else (f"{'<' if self.hi_open else '<='} {format_decimal(self.hi)}")
-            bounds = " and ".join(b for b in (lo, hi) if b)
-            return what + (f" {bounds}" if bounds else "")
-        return {"bool": "true or false", "text": "a text", "date": "a date YYYY-MM-DD",
-                "enum": "one of " + ", ".join(self.choices), "list": "a list of records"}.get(self.kind, self.kind)
-
-    def coerce(self, value: Any, path: str, issues: list[FieldIssue]) -> Any:  # noqa: C901 - one case per type
-        if self.kind == "number":
-            try:
-                d = to_decimal(value)
-            except NotADecimal as e:
-                issues.append(FieldIssue(path, f"{e}; expected {self.expected()}"))
-                return None
-            if self.unit == "count" and d != d.to_integral_value():
-                issues.append(FieldIssue(path, f"{format_decimal(d)} is not a whole number; expected {self.expected()}"))
-            elif (self.lo is not None and (d < self.lo or (self.lo_open and d == self.lo))) or \
-                 (self.hi is not None and (d > self.hi or (self.hi_open and d == self.hi))):
-                issues.append(FieldIssue(path, f"{format_decimal(d)} is out of range; expected {self.expected()}"))
-            return d
-        if self.kind == "bool":
-            if isinstance(value, bool):
-                return value
-            issues.append(FieldIssue(path, f"expected true or false, got {value!r}"))
-            return None
-        if self.kind in ("text", "enum"):
-            if not isinstance(value, str):
-                issues.append(FieldIssue(path, f"expected {self.expected()}, got {value!r}"))
-                return None
-            if self.kind == "enum" and value not in self.choices:
-                issues.append(FieldIssue(path, f"{value!r} is not allowed; expected {self.expected()}"))
-            return value
-        if self.kind == "date":
-            if isinstance(value, date):
-                return value
-            try:
-                return date.fromisoformat(str(value))
-            except ValueError:
-                issues.append(FieldIssue(path, f"{value!r} is not a date; expected YYYY-MM-DD"))
-                return None
-        if self.kind == "list":
-            if not isinstance(value, list):
-                issues.append(FieldIssue(path, f"expected a list of records, got {type(value).__name__}"))
-                return None
-            out = []
-            for i, item in enumerate(value):
-                if not isinstance(item, dict):
-                    issues.append(FieldIssue(f"{path}[{i}]", "expected a record {field: value, …}"))
-                    continue
-                rec = {}
-                known = {f.name for f in self.fields}
-                for k in item:
-                    if k not in known:
-                        issues.append(FieldIssue(f"{path}[{i}].{k}", f"unknown field; expected {', '.join(sorted(known))}"))
-                for f in self.fields:
-                    rec[f.name] = f.value_from(item, f"{path}[{i}].{f.name}", issues)
-                out.append(rec)
-            return out
-        return value
-
-    def value_from(self, mapping: dict, path: str, issues: list[FieldIssue]) -> Any:
-        raw = mapping.get(self.name, _MISSING)
-        if raw is _MISSING or raw is None:
-            if self.has_default:
-                return self.coerce(self.default, path, issues)
-            if self.optional:
-                return None
-            issues.append(FieldIssue(path, f"missing; expected {self.expected()}"))
-            return None
-        return self.coerce(raw, path, issues)
+    scope: KindScope
+    checks: dict[str, InputCheck]
+    names: frozenset[str]  # inputs and definitions: anything a request may send
+    definitions: frozenset[str]
+    grades: tuple  # (name, grade function)
+    when_sites: dict
+    supplied_ranges: dict  # definition -> (lo, hi) a supplied value must lie in
 
 
 class Evaluator:
@@ -233,53 +152,47 @@ class Evaluator:
 
     def __init__(self, model: VersionModel):
         self.model = model
-        self._plans: OrderedDict[tuple, Any] = OrderedDict()
+        self._plans: dict[tuple, _Prepared] = {}
         self._lock = threading.Lock()
-        self._checks: dict[str, dict[str, _InputCheck]] = {}
-        self._constraints: dict[str, dict[str, Any]] = {}
-        self._when_sites: dict[str, dict[str, ast.When]] = {}
+        self._kinds: dict[str, _KindInfo] = {}
         for kind, scope in model.scopes.items():
-            self._checks[kind] = {n: _InputCheck(scope, d, scope.records) for n, d in scope.inputs.items()}
-            self._constraints[kind] = {n: self._constraint_fn(scope, n) for n in scope.constraints}
             sites = {}
             for name, body in scope.bodies.items():
                 for e in [body.expr] + [l.expr for l in body.lets]:
                     for node in walk(e):
                         if isinstance(node, ast.When):
                             sites[f"{name}@{node.span.line}:{node.span.column}"] = node
-            self._when_sites[kind] = sites
+            self._kinds[kind] = _KindInfo(
+                scope,
+                {n: InputCheck(scope, d, scope.records) for n, d in scope.inputs.items()},
+                frozenset(scope.inputs) | frozenset(scope.definitions),
+                frozenset(scope.definitions),
+                tuple((n, build_grade(n, [(b.interval, b.name) for b in g.bands])) for n, g in scope.grades.items()),
+                sites,
+                {n: self.supplied_range(scope, n) for n in scope.definitions},
+            )
+
+    def checks(self, kind: str) -> dict[str, InputCheck]:
+        return self._kinds[kind].checks
 
     # ------------------------------------------------------------ plans
-    def _constraint_fn(self, scope: KindScope, name: str):
-        from .codegen import _Gen
-
-        g = _Gen(scope, traced=False)
-        g.table_sources = []
-        deps = scope.deps[name]
-        local = {d: f"inp[{d!r}]" for d in deps if d in scope.inputs}
-        for d in deps:
-            if d in scope.params:
-                g.namespace[f"v_{d}"] = scope.params[d].value
-        source = "\n".join(g.table_sources + ["def check(inp):", f"    return {g.expr(scope.constraint_exprs[name], local)}"])
-        namespace = g.namespace
-        exec(compile(source, f"<bagalau constraint {name}>", "exec"), namespace)  # noqa: S102 - from the checked model
-        return namespace["check"]
-
-    def plan(self, kind: str, targets: tuple[str, ...] | None, supplied: frozenset[str], traced: bool):
+    def plan(self, kind: str, targets: tuple[str, ...] | None, supplied: frozenset[str], traced: bool) -> _Prepared:
         key = (kind, targets, supplied, traced)
-        with self._lock:
-            hit = self._plans.get(key)
-            if hit is not None:
-                self._plans.move_to_end(key)
-                return hit
-        scope = self.model.scopes[kind]
+        hit = self._plans.get(key)  # a plain dict read is atomic; building twice under a race is harmless
+        if hit is not None:
+            return hit
+        info = self._kinds[kind]
+        scope = info.scope
         compute, inputs = self.needed(scope, targets, supplied)
-        fn = build(scope, Plan(tuple(compute), supplied, traced))
-        entry = (fn, tuple(compute), frozenset(inputs))
+        constraints = tuple(c for c in scope.constraints
+                            if {d for d in scope.deps[c] if d in scope.inputs}
+                            and {d for d in scope.deps[c] if d in scope.inputs} <= inputs)
+        plan = Plan(tuple(compute), supplied, traced, frozenset(inputs), constraints)
+        entry = _Prepared(build(scope, plan, info.checks), tuple(compute), frozenset(inputs))
         with self._lock:
+            if len(self._plans) >= self.MAX_PLANS:
+                self._plans.clear()
             self._plans[key] = entry
-            while len(self._plans) > self.MAX_PLANS:
-                self._plans.popitem(last=False)
         return entry
 
     @staticmethod
@@ -303,88 +216,92 @@ class Evaluator:
     # ------------------------------------------------------------ evaluation
     def evaluate(self, req: EvalRequest) -> EvalResult:
         model = self.model
-        issues: list[FieldIssue] = []
-        scope = model.scopes.get(req.subject_kind)
-        if scope is None:
+        info = self._kinds.get(req.subject_kind)
+        if info is None:
             raise InputError([FieldIssue("subject.kind", f"{req.subject_kind!r} is not a subject of "
                                          f"{model.key}; expected one of {', '.join(model.subjects)}")])
+        inputs = req.inputs
+        if not isinstance(inputs, dict):
+            raise InputError([FieldIssue("inputs", "expected an object of name: value")])
+        scope = info.scope
+        issues: list = []
         if req.language not in LANGUAGES:
             issues.append(FieldIssue("language", f"{req.language!r} is not supported; expected kk, ru or en"))
-        if not isinstance(req.inputs, dict):
-            raise InputError([FieldIssue("inputs", "expected an object of name: value")])
-        supplied = frozenset(n for n in req.inputs if n in scope.definitions)
-        for n in req.inputs:
-            if n not in scope.inputs and n not in scope.definitions:
+        keys = inputs.keys()
+        supplied = _NONE if info.definitions.isdisjoint(keys) else frozenset(keys & info.definitions)
+        if not keys <= info.names:
+            for n in sorted(keys - info.names):
                 issues.append(FieldIssue(n, f"unknown input for {model.key} ({req.subject_kind})"))
         targets = None
         if req.only:
             targets = tuple(dict.fromkeys(req.only))
             for n in targets:
-                if n not in scope.definitions:
+                if n not in info.definitions:
                     issues.append(FieldIssue("only", f"{n} is not a value of {model.key} ({req.subject_kind})"))
-            targets = tuple(n for n in targets if n in scope.definitions)
-        fn, compute, needed_inputs = self.plan(req.subject_kind, targets, supplied, req.explain)
-        values: dict[str, Any] = {}
-        checks = self._checks[req.subject_kind]
-        for n in needed_inputs:
-            values[n] = checks[n].value_from(req.inputs, n, issues)
-        for n in needed_inputs:  # bounds that name another input: trained <= due
-            check = checks[n]
-            v = values.get(n)
-            if not isinstance(v, Decimal):
-                continue
-            for ref, op in ((check.hi_ref, "<="), (check.lo_ref, ">=")):
-                other = values.get(ref) if ref else None
-                if isinstance(other, Decimal) and ((op == "<=" and (v > other or (check.hi_open and v == other))) or
-                                                   (op == ">=" and (v < other or (check.lo_open and v == other)))):
-                    issues.append(FieldIssue(n, f"{format_decimal(v)} must be {op} {ref} ({format_decimal(other)})"))
-        for n in supplied:
-            values[n] = self._supplied_value(scope, n, req.inputs[n], issues)
-        if not issues:
-            for cname, cfn in self._constraints[req.subject_kind].items():
-                deps = [d for d in scope.deps[cname] if d in scope.inputs]
-                if deps and all(d in needed_inputs for d in deps):
-                    try:
-                        with decimal.localcontext(CONTEXT):
-                            ok = cfn(values)
-                    except (TypeError, ArithmeticError):
-                        continue
-                    if not ok:
-                        con = scope.constraints[cname]
-                        issues.append(FieldIssue(", ".join(sorted(deps)), f"{label_of(con.labels, req.language, cname)}"
-                                                 f" ({format_expr(con.expr)})"))
-        if issues:
-            raise InputError(issues)
+            targets = tuple(n for n in targets if n in info.definitions)
+        prepared = self.plan(req.subject_kind, targets, supplied, req.explain)
+        sup = {n: self._supplied_value(scope, n, inputs[n], issues) for n in supplied} if supplied else {}
         tracer = _Tracer() if req.explain else None
         try:
             with decimal.localcontext(CONTEXT):
-                computed = fn(values, tracer) if req.explain else fn(values)
+                computed = prepared.fn(inputs, sup, issues, tracer) if tracer else prepared.fn(inputs, sup, issues)
         except (EvaluationError, ArithmeticError, TypeError) as e:
-            raise EvaluationFailed(self._failure_message(req, values, supplied, targets, e)) from None
-        out_names = list(targets) if targets is not None else [n for n in scope.order]
-        all_values = {**{n: values[n] for n in supplied}, **computed}
-        result_values = {n: all_values[n] for n in out_names if n in all_values}
+            raise EvaluationFailed(self._failure_message(req, sup, supplied, targets, e)) from None
+        if issues:
+            raise InputError(self._issues(scope, issues, req.language, tracer, inputs, sup, prepared))
+        if supplied:
+            computed = {**sup, **computed}
+        if targets is not None:
+            values = {n: computed[n] for n in targets}
+        elif supplied:
+            values = {n: computed[n] for n in scope.order}
+        else:
+            values = computed
         grades = {}
-        for n, v in result_values.items():
-            g = scope.grades.get(n)
-            if g is not None:
-                band = next((b for b in g.bands if b.interval.contains(v)), None)
+        for n, grade in info.grades:
+            v = values.get(n)
+            if v is not None:
+                band = grade(v)
                 if band is not None:
-                    grades[n] = band.name
+                    grades[n] = band
         result = EvalResult(model.methodology, model.version, model.content_hash, req.subject_id, req.subject_kind,
-                            result_values, grades, sorted(supplied))
-        if req.explain:
-            result.explanation = self._explain(scope, req, values, all_values, compute, supplied, tracer, grades)
+                            values, grades, sorted(supplied) if supplied else [])
+        if tracer is not None:
+            result.explanation = self._explain(scope, req, tracer.inputs, computed, prepared.compute, supplied, tracer)
         return result
 
+    def _issues(self, scope, raw: list, language: str, tracer, inputs, sup, prepared) -> list[FieldIssue]:
+        """Turn the generated code's markers for cross-input bounds and constraints into field issues."""
+        out: list[FieldIssue] = []
+        values = None
+        for item in raw:
+            if isinstance(item, FieldIssue):
+                out.append(item)
+                continue
+            if values is None:
+                values = {n: InputCheck.peek(self._kinds[scope.kind].checks[n], inputs) for n in prepared.needed_inputs}
+            if item[0] == "bound":
+                _, n, ref = item
+                c = self._kinds[scope.kind].checks[n]
+                op = ("<" if c.hi_open else "<=") if c.hi_ref == ref else (">" if c.lo_open else ">=")
+                out.append(FieldIssue(n, f"{format_decimal(values[n])} must be {op} {ref} ({format_decimal(values[ref])})"))
+            else:
+                _, cname = item
+                con = scope.constraints[cname]
+                message = f"violates {cname}: {label_of(con.labels, language, cname)} ({format_expr(con.expr)})"
+                out.extend(FieldIssue(d, message) for d in sorted(d for d in scope.deps[cname] if d in scope.inputs))
+        return out
+
     def _supplied_value(self, scope: KindScope, name: str, raw: Any, issues: list[FieldIssue]) -> Decimal | None:
+        lo, hi = self._kinds[scope.kind].supplied_ranges[name]
+        if raw.__class__ is Decimal and raw.is_finite() and (lo is None or raw >= lo) and (hi is None or raw <= hi):
+            return raw
         d = scope.definitions[name]
         try:
             v = to_decimal(raw)
         except NotADecimal as e:
             issues.append(FieldIssue(name, f"{e}; expected the value of {d.kind} {name}"))
             return None
-        lo, hi = self.supplied_range(scope, name)
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             issues.append(FieldIssue(name, f"supplied {format_decimal(v)} is outside the range of {d.kind} {name}: "
                                      f"[{'-inf' if lo is None else format_decimal(lo)}, {'inf' if hi is None else format_decimal(hi)}]"))
@@ -399,12 +316,12 @@ class Evaluator:
         hi = d.maximum if d.maximum is not None else r.hi
         return lo, hi
 
-    def _failure_message(self, req, values, supplied, targets, error) -> str:
+    def _failure_message(self, req, sup, supplied, targets, error) -> str:
         tracer = _Tracer()
-        fn, _, _ = self.plan(req.subject_kind, targets, supplied, True)
+        fn = self.plan(req.subject_kind, targets, supplied, True).fn
         try:
             with decimal.localcontext(CONTEXT):
-                fn(values, tracer)
+                fn(req.inputs, sup, [], tracer)
         except Exception:  # noqa: BLE001 - the traced run only tells where it stopped
             pass
         where = tracer.current or "a value"
@@ -414,7 +331,7 @@ class Evaluator:
         return f"could not compute {where}: {reason}"
 
     # ------------------------------------------------------------ explanation
-    def _explain(self, scope, req, inputs, all_values, compute, supplied, tracer, grades) -> list[ExplanationItem]:
+    def _explain(self, scope, req, inputs, all_values, compute, supplied, tracer) -> list[ExplanationItem]:
         items = []
         lang = req.language
         names = [n for n in scope.order if n in supplied or n in compute]
@@ -442,7 +359,7 @@ class Evaluator:
                      for let in body.lets if let.name in lets]
             parts.append(format_expr(body.expr, env))
             details = []
-            for site, node in self._when_sites[scope.kind].items():
+            for site, node in self._kinds[scope.kind].when_sites.items():
                 if site.startswith(n + "@") and site in tracer.branches:
                     i = tracer.branches[site]
                     if i < len(node.branches):

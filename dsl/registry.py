@@ -19,6 +19,7 @@ from .compiler import compile_text
 from .diagnostics import Diagnostic, DiagnosticSink, Span, sort_diagnostics
 from .errors import CompileFailed, NoVersionInForce, UnknownMethodology, UnknownVersion
 from .evaluate import EvalRequest, EvalResult, Evaluator
+from .inputs import InputCheck
 from .model import VersionModel
 from .parser import ParseFailed, parse
 
@@ -82,7 +83,7 @@ class CompiledVersion:
         scope = self._scope(kind)
 
         def spec(decl) -> InputSpec:
-            checks = self.evaluator._checks[scope.kind]
+            checks = self.evaluator.checks(scope.kind)
             c = checks.get(decl.name)
             t = decl.type
             typ = t.unit if t.kind == "number" else t.kind
@@ -90,8 +91,7 @@ class CompiledVersion:
             lo = c.lo if c else None
             hi = c.hi if c else None
             if c is None and t.kind == "number":  # a record field
-                from .evaluate import _InputCheck
-                fc = _InputCheck(scope, decl, scope.records)
+                fc = InputCheck(scope, decl, scope.records)
                 lo, hi = fc.lo, fc.hi
             return InputSpec(decl.name, typ, lo, hi, dict(decl.labels), decl.optional, decl.default if decl.has_default else None,
                              list(t.choices), fields, t.record or None)

@@ -1,0 +1,74 @@
+"""Compiled evaluation against hand-written decimal code, in-process (run with `make bench`).
+
+Both sides get the same request inputs, as JSON numbers parsed exactly (dsl.decimals.loads), and
+compute every value of org-development 2020 for one central body. Under `make test` these run once,
+untimed, as correctness checks (--benchmark-disable).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import handwritten_od2020
+from dsl import decimals
+from dsl.evaluate import EvalRequest
+from dsl.registry import load_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+INPUTS = {
+    "leaders_left": 1, "staff_left": 6, "leaders_avg": 10, "staff_avg": 90, "due_advanced": 10, "trained_advanced": 9,
+    "due_retraining": 2, "retrained": 2, "stability": 4, "exit_interview": 5, "gender_mix": 3, "staff_quality": 4,
+    "rationing": 8, "satisfaction": 7, "management_practice": 4, "strategic_planning": 1, "e_kyzmet": 2,
+    "competition_transparency": 8, "meritocracy_principles": 7, "career_growth": 6, "incentive_transparency": 7,
+    "ethics": 8, "portal_filling": 20, "integration": 18, "systems": [{"actuality": 0.9}, {"actuality": 1}],
+    "functions_total": 91, "automated_own": 9,
+}
+
+
+@pytest.fixture(scope="module")
+def version():
+    return load_registry(ROOT / "rules" / "org-development").get("org-development", "2020")
+
+
+@pytest.fixture(scope="module")
+def raw_inputs():
+    return decimals.loads(json.dumps(INPUTS))
+
+
+def test_engine_od2020_full(benchmark, version, raw_inputs):
+    request = EvalRequest("bench", "central", raw_inputs)
+    result = benchmark(version.evaluate, request)
+    expected = handwritten_od2020.evaluate(raw_inputs)
+    assert result.values == expected["values"] and result.grades == expected["grades"]
+
+
+def test_handwritten_od2020_full(benchmark, raw_inputs):
+    out = benchmark(handwritten_od2020.evaluate, raw_inputs)
+    assert str(out["values"]["block"]) == "73.2"
+
+
+def test_engine_od2020_supplied(benchmark, version):
+    request = EvalRequest("bench", "central", decimals.loads('{"personnel": 87.72, "it": 97.98}'), only=["block"])
+    result = benchmark(version.evaluate, request)
+    assert str(result.values["block"]) == "92.9"
+
+
+def test_handwritten_od2020_supplied(benchmark):
+    import decimal
+    from decimal import Decimal
+
+    from dsl.decimals import CONTEXT
+
+    half, tenth = Decimal("0.5"), Decimal("0.1")
+
+    def block(inputs):
+        with decimal.localcontext(CONTEXT):
+            b = (half * inputs["personnel"] + half * inputs["it"]).quantize(tenth, decimal.ROUND_HALF_UP)
+            return b, handwritten_od2020._grade(b)
+
+    out = benchmark(block, decimals.loads('{"personnel": 87.72, "it": 97.98}'))
+    assert str(out[0]) == "92.9"
