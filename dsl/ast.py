@@ -29,6 +29,14 @@ class BoolLit:
 
 
 @dataclass
+class EnumLit:
+    """A choice of an enumeration, compared with an enum input: `group == b_category`."""
+
+    value: str
+    span: Span = NO_SPAN
+
+
+@dataclass
 class Ref:
     name: str
     span: Span = NO_SPAN
@@ -103,7 +111,7 @@ class Round:
     span: Span = NO_SPAN
 
 
-Expr = Union[Num, BoolLit, Ref, FieldRef, Unary, Binary, Call, When, Aggregate, Weighted, Round]
+Expr = Union[Num, BoolLit, EnumLit, Ref, FieldRef, Unary, Binary, Call, When, Aggregate, Weighted, Round]
 
 
 # ---------------------------------------------------------------- declarations

@@ -87,6 +87,8 @@ class _Gen:
             return self.const(e.value)
         if isinstance(e, ast.BoolLit):
             return "True" if e.value else "False"
+        if isinstance(e, ast.EnumLit):
+            return repr(e.value)
         if isinstance(e, ast.Ref):
             return local.get(e.name) or f"v_{e.name}"
         if isinstance(e, ast.FieldRef):

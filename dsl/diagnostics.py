@@ -174,7 +174,8 @@ def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
     seen = set()
     out = []
     for d in sorted(diags, key=Diagnostic.sort_key):
-        key = d.sort_key()
+        # one report per place and code: a definition shared by several subject kinds is checked once per kind
+        key = d.sort_key()[:4]
         if key not in seen:
             seen.add(key)
             out.append(d)

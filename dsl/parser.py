@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -14,6 +15,7 @@ from . import ast
 from .diagnostics import Diagnostic, DiagnosticSink, Span
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 # Lark's terminal names, as a methodologist would recognise them in "expected ..." lists.
 TOKEN_NAMES = {
@@ -67,6 +69,12 @@ def parse(text: str, path: str) -> ast.RuleFile:
     errors: list[UnexpectedInput] = []
 
     def on_error(e: UnexpectedInput) -> bool:
+        # LALR merges states, so a keyword (score, value, count, …) can be lexed as one where only a
+        # name fits, such as a record field called `score`: retry such a token as a name.
+        if isinstance(e, UnexpectedToken) and e.token.type != "NAME" and _NAME.fullmatch(str(e.token)) \
+                and "NAME" in e.interactive_parser.accepts():
+            e.interactive_parser.feed_token(Token.new_borrow_pos("NAME", str(e.token), e.token))
+            return True
         errors.append(e)
         return len(errors) < 20 and isinstance(e, UnexpectedToken) and e.token.type != "$END"
 
@@ -76,7 +84,12 @@ def parse(text: str, path: str) -> ast.RuleFile:
         if not errors or errors[-1] is not e:
             errors.append(e)
         tree = None
-    for e in errors:
+    lines_seen: set[int] = set()
+    for e in errors:  # after the first error on a line, the parser's recovery mostly reports echoes of it
+        line = getattr(e, "line", 0)
+        if line in lines_seen:
+            continue
+        lines_seen.add(line)
         _report_syntax(sink, e, path, text, parser)
     if errors or tree is None:
         raise ParseFailed(sink.errors)
@@ -117,6 +130,8 @@ def _report_syntax(sink: DiagnosticSink, e: UnexpectedInput, path: str, text: st
 
 
 def _hint(token: str, expected: list[str]) -> str:
+    if (token.startswith('"') or token in ("kk", "ru", "en")) and "'max'" in expected and "a language (kk, ru, en)" not in expected:
+        return " (labels come right after the name, before max, min and the formula)"
     if token == "=":
         return " (in a { } block, write `result = …` after the `let` lines; to compare, write ==)"
     if token == "{" and "'='" in expected:
@@ -223,6 +238,15 @@ class _ToAst(Transformer):
     def label(self, meta, children):
         lang, text = children
         return (str(lang) if lang is not None else "kk", _unquote(text))
+
+    # ---------------------------------------------------------------- keywords
+    def _keyword(self, meta, children):
+        return str(children[0])
+
+    kind = unit = agg = lang = round_mode = _keyword
+
+    def unstated(self, meta, children):
+        return True
 
     # ---------------------------------------------------------------- declarations
     def override(self, meta, children):

@@ -239,13 +239,30 @@ class _Names:
         if isinstance(e, ast.Unary):
             return ast.Unary(e.op, self.resolve(e.operand, local, deps, helper_stack), e.span)
         if isinstance(e, ast.Binary):
-            return ast.Binary(e.op, self.resolve(e.left, local, deps, helper_stack),
-                              self.resolve(e.right, local, deps, helper_stack), e.span)
+            left, right = e.left, e.right
+            if e.op in ("==", "!="):  # `group == b_category`: a bare choice of the enum on the other side
+                left, right = self._enum_literal(left, right, local), self._enum_literal(right, left, local)
+            return ast.Binary(e.op, self.resolve(left, local, deps, helper_stack),
+                              self.resolve(right, local, deps, helper_stack), e.span)
         if isinstance(e, ast.Weighted):
             return ast.Weighted([ast.WeightTerm(t.weight, t.text, self.resolve(t.expr, local, deps, helper_stack), t.span)
                                  for t in e.terms], e.span)
         if isinstance(e, ast.Round):
             return ast.Round(self.resolve(e.expr, local, deps, helper_stack), e.places, e.mode, e.span)
+        return e
+
+    def _enum_literal(self, e, other, local: dict[str, str]):
+        """e as an enum choice when it is a bare name naming a choice of the enum compared with it."""
+        if not isinstance(e, ast.Ref) or e.name in local or e.name in self.scope.global_names():
+            return e
+        spec = None
+        if isinstance(other, ast.Ref) and other.name in self.scope.inputs and other.name not in local:
+            spec = self.scope.inputs[other.name].type
+        elif isinstance(other, ast.FieldRef) and local.get(other.var, "").startswith("record:"):
+            rec = self.scope.records.get(local[other.var][7:])
+            spec = next((f.type for f in rec.fields if f.name == other.field), None) if rec else None
+        if spec is not None and spec.kind == "enum" and e.name in spec.choices:
+            return ast.EnumLit(e.name, e.span)
         return e
 
     def _expand(self, call: ast.Call, helper: ast.HelperDecl, deps, helper_stack) -> ast.Expr:

@@ -39,6 +39,8 @@ def _fmt(e, values, rename, parent: int) -> str:  # noqa: C901 - one case per no
         return format_decimal(e.value)
     if isinstance(e, ast.BoolLit):
         return "true" if e.value else "false"
+    if isinstance(e, ast.EnumLit):
+        return e.value
     if isinstance(e, ast.Ref):
         if values is not None and e.name in values and not isinstance(values[e.name], list):
             return _value_text(values[e.name])

@@ -35,6 +35,8 @@ def run_test(cv: CompiledVersion, test: ast.TestDecl) -> TestOutcome:
     expects_error = [e for e in test.expects if e.kind == "error"]
     targets = [e.name for e in test.expects if e.kind in ("value", "grade")]
     inputs = {g.name: g.value for g in test.givens}
+    if not targets:  # an error test: compute what the given values feed, so it needs no other inputs
+        targets = _dependents(cv.model.scopes[kind], set(inputs))
     failures: list[str] = []
     try:
         result = cv.evaluate(EvalRequest(f"test:{test.name}", kind, inputs, only=targets or None))
@@ -67,6 +69,15 @@ def run_test(cv: CompiledVersion, test: ast.TestDecl) -> TestOutcome:
                 failures.append(f"grade {e.name} = {got or 'none'}, expected {e.value} (line {e.span.line}; "
                                 f"{e.name} = {format_decimal(result.values[e.name]) if e.name in result.values else '?'})")
     return TestOutcome(cv.key, test.name, test.span.file, test.span.line, not failures, failures)
+
+
+def _dependents(scope, names: set[str]) -> list[str]:
+    """Definitions that use any of the names, directly or through other definitions, in evaluation order."""
+    hit = set()
+    for d in scope.order:
+        if scope.deps[d] & (names | hit):
+            hit.add(d)
+    return [d for d in scope.order if d in hit]
 
 
 def run_tests(versions: list[CompiledVersion]) -> list[TestOutcome]:

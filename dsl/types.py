@@ -111,6 +111,8 @@ class TypeChecker:
             return NUMBER
         if isinstance(e, ast.BoolLit):
             return BOOL
+        if isinstance(e, ast.EnumLit):
+            return ("enum", (e.value,))
         if isinstance(e, ast.Ref):
             return env.get(e.name) or self.global_type(e.name)
         if isinstance(e, ast.FieldRef):

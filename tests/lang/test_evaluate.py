@@ -188,3 +188,19 @@ def test_traced_and_fast_evaluation_agree(od2020, leaders, staff, avg):
         t = Decimal(leaders + staff) / Decimal(avg)
         expected = Decimal(10) if t <= Decimal("0.06") else Decimal(0) if t >= Decimal("0.08") else 10 * (Decimal("0.08") - t) / Decimal("0.03")
     assert fast.values["net_turnover"] == expected
+
+
+def test_enum_choices_compare_by_name():
+    model, diags = compile_snippet("""
+input group : enum(a_category, b_category)
+record position { level : enum(junior, senior)  score : points 0..10 }
+input staff : list of position
+indicator x max 5 = when { group == b_category -> 5 else -> 1 }
+value seniors = sum(p in staff where p.level == senior : p.score)
+""")
+    assert model is not None, [d.format() for d in diags]
+    cv = CompiledVersion(model)
+    r = cv.evaluate(req({"group": "b_category", "staff": [{"level": "senior", "score": 4}, {"level": "junior", "score": 3}]}))
+    assert r.values == {"x": 5, "seniors": 4}
+    _, diags = compile_snippet("input group : enum(a, b)\nindicator x = when { group == c -> 1 else -> 0 }\n")
+    assert "E200" in [d.code for d in diags]
