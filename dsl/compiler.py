@@ -26,8 +26,8 @@ PASSES: list[tuple[str, Callable[[passes.Compilation], None], int]] = [
     ("check_cycles", passes.check_cycles, 1),                # needs: deps; sets the evaluation order
     ("check_types", passes.check_types, 2),                  # needs: resolved names, order
     ("check_weights", passes.check_weights, 2),
-    ("check_bands", passes.check_bands, 2),
     ("check_ranges", passes.check_ranges, 2),                # needs: order; reports E500/W501/E502
+    ("check_bands", passes.check_bands, 2),                  # needs: ranges (a grade covers what its value can be)
     ("check_tests", passes.check_tests, 2),
 ]
 

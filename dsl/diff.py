@@ -163,10 +163,10 @@ class DiffResult:
         return out
 
     def groups(self) -> list[tuple[tuple[str, str], list[Change]]]:
-        """Changes grouped by thing (``(thing, name)``), in listing order."""
+        """Changes grouped by thing (``(thing, name)``; all metadata as ``("metadata", "")``), in listing order."""
         out: dict[tuple[str, str], list[Change]] = {}
         for c in self.changes:
-            out.setdefault((c.thing, c.name), []).append(c)
+            out.setdefault((c.thing, "" if c.thing == "metadata" else c.name), []).append(c)
         return list(out.items())
 
     def find(self, name: str | None = None, field: str | None = None, **kw) -> list[Change]:

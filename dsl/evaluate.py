@@ -159,8 +159,10 @@ class Evaluator:
             sites = {}
             for name, body in scope.bodies.items():
                 for e in [body.expr] + [l.expr for l in body.lets]:
+                    per_item = {id(n) for agg in walk(e) if isinstance(agg, ast.Aggregate)
+                                for part in (agg.where, agg.body) if part is not None for n in walk(part)}
                     for node in walk(e):
-                        if isinstance(node, ast.When):
+                        if isinstance(node, ast.When) and id(node) not in per_item:  # one branch per list item: not shown
                             sites[f"{name}@{node.span.line}:{node.span.column}"] = node
             self._kinds[kind] = _KindInfo(
                 scope,

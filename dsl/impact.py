@@ -108,6 +108,7 @@ class GradeScale:
     name: str
     bands: list[str]
     labels: dict[str, dict[str, str]]  # band -> language -> text
+    lower: dict[str, Decimal | None] = field(default_factory=dict)  # band -> lower end (None: minus infinity)
 
     def label(self, band: str, language: str) -> str:
         from .evaluate import label_of
@@ -288,7 +289,7 @@ def _scale(name: str, old, new) -> GradeScale:
                         labels[b.name].setdefault(lang, text)
     # best first: by the lower end of the band, highest first (a band from -inf is the worst)
     order = sorted(range(len(bands)), key=lambda i: (bands[i][1].lo is None, -(bands[i][1].lo or 0), i))
-    return GradeScale(name, [bands[i][0] for i in order], labels)
+    return GradeScale(name, [bands[i][0] for i in order], labels, {b: interval.lo for b, interval in bands})
 
 
 class ImpactAnalysis:
@@ -307,8 +308,9 @@ class ImpactAnalysis:
         if rank_by is not None and rank_by not in known:
             raise ValueError(f"cannot rank by {rank_by}: not a value of {_model(old).key} or {_model(new).key}")
         self.rank_by = rank_by or self._default_rank_by()
-        if self.rank_by and self.rank_by not in self.values:
-            self.values.append(self.rank_by)
+        if self.rank_by:  # the value ranked by comes first
+            self.values = [self.rank_by] + [n for n in self.values if n != self.rank_by]
+            self.graded = [n for n in self.values if n in self.graded]
         self.max_movers = movers
         self.subjects: list[SubjectImpact] = []
         self.notes: list[str] = []
@@ -336,14 +338,16 @@ class ImpactAnalysis:
         try:
             if isinstance(raw, Exception):
                 raise InputError([FieldIssue("request", str(raw))])
-            req = _request(raw)
+            overrides = _overrides(raw)
+            req = _request({k: v for k, v in raw.items() if k != "inputs_by_version"})
         except BagalauError as e:
             bad = _failure(e)
             s = SubjectImpact(line, sid or f"line {line}", kind, name, synthetic, bad, _failure(e))
             self.subjects.append(s)
             return s
         s = SubjectImpact(line, req.subject_id or f"line {line}", req.subject_kind, name, synthetic,
-                          self._score(self.old, self.new, req, "old"), self._score(self.new, self.old, req, "new"))
+                          self._score(self.old, self.new, _with(req, self.old, overrides), "old"),
+                          self._score(self.new, self.old, _with(req, self.new, overrides), "new"))
         self.subjects.append(s)
         return s
 
@@ -470,6 +474,28 @@ class ImpactAnalysis:
                     else:
                         out.grade_down += 1
         return out
+
+
+def _overrides(raw: Any) -> dict[str, dict]:
+    """``inputs_by_version``: {version or methodology@version: {input: value}} laid over ``inputs``.
+
+    For inputs whose meaning or scale differs between the versions compared (points on a 0..15 scale
+    under one version and 0..50 under the other): the same subject, assessed under each version.
+    """
+    if not isinstance(raw, dict) or "inputs_by_version" not in raw:
+        return {}
+    by = raw["inputs_by_version"]
+    if not isinstance(by, dict) or not all(isinstance(v, dict) for v in by.values()):
+        raise InputError([FieldIssue("inputs_by_version", "expected {\"VERSION\": {name: value, …}, …}")])
+    return by
+
+
+def _with(req: EvalRequest, version, overrides: dict[str, dict]) -> EvalRequest:
+    m = _model(version)
+    extra = overrides.get(m.key) or overrides.get(m.version)
+    if not extra:
+        return req
+    return EvalRequest(req.subject_id, req.subject_kind, {**req.inputs, **extra})
 
 
 def _request(raw: Any) -> EvalRequest:

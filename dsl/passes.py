@@ -214,7 +214,7 @@ class _Names:
             named = {k: self.resolve(v, local, deps, helper_stack) for k, v in e.named.items()}
             call = ast.Call(e.func, args, named, e.span)
             if e.func in s.helpers:
-                return self._expand(call, s.helpers[e.func], deps, helper_stack)
+                return self._expand(call, s.helpers[e.func], local, deps, helper_stack)
             if e.func in s.tables:
                 self.used.add(e.func)
                 if len(args) != 1 or named:
@@ -265,7 +265,7 @@ class _Names:
             return ast.EnumLit(e.name, e.span)
         return e
 
-    def _expand(self, call: ast.Call, helper: ast.HelperDecl, deps, helper_stack) -> ast.Expr:
+    def _expand(self, call: ast.Call, helper: ast.HelperDecl, local, deps, helper_stack) -> ast.Expr:
         self.used.add(helper.name)
         if helper.name in helper_stack:
             self.sink.report("E203", call.span, f"helper {helper.name} calls itself: {' → '.join(helper_stack + (helper.name,))}")
@@ -275,7 +275,8 @@ class _Names:
             return call
         mapping = dict(zip(helper.params, call.args))
         body = _substitute(helper.expr, mapping)
-        return self.resolve(body, {}, deps, helper_stack + (helper.name,))
+        # the arguments may use the caller's let names and list items (k.quality), so resolve in its scope
+        return self.resolve(body, local, deps, helper_stack + (helper.name,))
 
 
 def _substitute(e, mapping: dict[str, ast.Expr]):
@@ -514,7 +515,9 @@ def check_bands(c: Compilation) -> None:
             if g.name not in scope.definitions:
                 continue
             d = scope.definitions[g.name]
-            domain = Range(d.minimum if d.minimum is not None else None, d.maximum)
+            computed = scope.ranges.get(g.name, UNBOUNDED)  # check_ranges runs first
+            domain = Range(d.minimum if d.minimum is not None else computed.lo,
+                           d.maximum if d.maximum is not None else computed.hi)
             seen = set()
             for band in g.bands:
                 if band.name in seen:

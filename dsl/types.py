@@ -214,13 +214,8 @@ class TypeChecker:
             if "points" in (lu, ru) and {lu, ru} <= {"points", "number", "share", "percent"} and (lu, ru) != ("points", "points"):
                 return ("num", "points")
             return NUMBER
-        # division: by a constant keeps the unit (points / 2); otherwise it is a ratio
-        if ru == "number" and self._constant(e.right) and lu == "points":
-            return ("num", "points")
+        # a quotient is a plain number: points / max * 100 may become a percent, points / 2 points again
         return NUMBER
-
-    def _constant(self, e) -> bool:
-        return isinstance(e, ast.Num) or (isinstance(e, ast.Ref) and e.name in self.scope.params)
 
     def _call(self, e: ast.Call, env) -> tuple:
         arg_types = [self.infer(a, env) for a in e.args]

@@ -207,3 +207,23 @@ def test_helpers_are_expanded():
     assert model is not None, [d.format() for d in diags]
     from dsl.printer import format_expr
     assert format_expr(model.scopes["central"].bodies["x"].expr) == "a * 2"
+
+
+def test_helper_arguments_may_use_list_items_and_lets():
+    model, diags = compile_snippet("""
+record kti { quality : points 0..3  done : points 0..1 }
+input ktis : list of kti
+helper result(q, d) = q / 3 * d
+value mean_result = mean(k in ktis : result(k.quality, k.done))
+""")
+    assert model is not None, [d.format() for d in diags]
+
+
+def test_grade_scale_covers_the_computed_range_when_no_min_is_declared():
+    model, diags = compile_snippet("input a : points 0..100\nscore x max 100 = a\ngrade x { high [50, 100]  low [0, 50) }\n")
+    assert model is not None, [d.format() for d in diags]
+
+
+def test_points_over_their_maximum_may_become_a_percent():
+    model, diags = compile_snippet("input a : points 0..40\nvalue share_of_max : percent max 100 = a / 40 * 100\n")
+    assert model is not None, [d.format() for d in diags]
