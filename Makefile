@@ -17,10 +17,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 gen: $(GEN)
+# Generated code goes to service/gen, which is put on sys.path by service/protos.py so that the
+# generated `from bagalau.v1 import ...` and `from google.type import ...` resolve unchanged.
+# Imports: grpc_tools' well-known types, then googleapis-common-protos (google/type, google/rpc).
 $(GEN): $(PROTOS) $(STAMP)
-	mkdir -p service/gen
-	$(BIN)/python -m grpc_tools.protoc -I proto -I $$($(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))') \
+	rm -rf service/gen && mkdir -p service/gen/bagalau/v1
+	$(BIN)/python -m grpc_tools.protoc -I proto \
+	    -I $$($(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))') \
+	    -I $$($(BIN)/python -c 'import google.type.date_pb2 as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))') \
 	    --python_out=service/gen --pyi_out=service/gen --grpc_python_out=service/gen $(PROTOS)
+	touch service/gen/bagalau/__init__.py service/gen/bagalau/v1/__init__.py
 	touch $(GEN)
 
 ## Start the scoring service on its embedded defaults with the shipped rules/.

@@ -199,10 +199,17 @@ class Evaluator:
 
     @staticmethod
     def needed(scope: KindScope, targets, supplied) -> tuple[list[str], set[str]]:
-        """Definitions to compute (in order) and inputs required, for the targets."""
+        """Definitions to compute (in order) and inputs required, for the targets.
+
+        Without targets, everything the version's top-level values need, walking down from them and
+        stopping at supplied values: what only a supplied value needed is neither computed nor required.
+        """
         compute: set[str] = set()
         inputs: set[str] = set()
-        stack = list(targets if targets is not None else scope.definitions)
+        if targets is None:
+            used = {d for n in scope.definitions for d in scope.deps[n]}
+            targets = [n for n in scope.definitions if n not in used]
+        stack = list(targets)
         while stack:
             n = stack.pop()
             if n in supplied:
@@ -256,7 +263,7 @@ class Evaluator:
         if targets is not None:
             values = {n: computed[n] for n in targets}
         elif supplied:
-            values = {n: computed[n] for n in scope.order}
+            values = {n: computed[n] for n in scope.order if n in computed}
         else:
             values = computed
         grades = {}

@@ -1,33 +1,10 @@
-"""Shared helpers: compile a rule snippet under a minimal header."""
+"""Fixtures shared by every test folder. Plain helpers live in ruletext.py (import it by name)."""
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import pytest
 
-from dsl.compiler import compile_text
-
-ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "rules"
-
-HEADER = '''methodology demo version "1"
-  title kk "Демо" en "Demo"
-  basis "test order"
-  effective from 2020-01-01
-  status in_force
-  subjects central, local
-'''
-
-
-def compile_snippet(body: str, header: str = HEADER, path: str = "demo.bgl", base_lookup=None):
-    text = header + textwrap.dedent(body)
-    return compile_text(text, path, base_lookup)
-
-
-def codes(diags) -> list[str]:
-    return [d.code for d in diags]
+from ruletext import HEADER, compile_snippet
 
 
 @pytest.fixture

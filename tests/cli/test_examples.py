@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, RULES
+from ruletext import ROOT, RULES
 
 BAGALAU = str(Path(sys.executable).with_name("bagalau"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))

@@ -7,7 +7,7 @@ import pytest
 from dsl.compiler import compile_text
 from dsl.diagnostics import CODES
 from dsl.registry import compile_paths, write_lock
-from conftest import HEADER, codes, compile_snippet
+from ruletext import HEADER, codes, compile_snippet
 
 CASES = {
     "E100": "indicator x = 1 +\n",

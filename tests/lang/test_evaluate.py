@@ -10,7 +10,7 @@ from dsl.decimals import CONTEXT
 from dsl.errors import EvaluationFailed, InputError
 from dsl.evaluate import EvalRequest
 from dsl.registry import load_registry
-from conftest import RULES, compile_snippet
+from ruletext import RULES, compile_snippet
 from dsl.registry import CompiledVersion
 
 
@@ -53,6 +53,12 @@ def test_full_evaluation_values_are_decimals(od2020):
     assert r.values["training"] == Decimal("4.75")
     assert r.values["data_actuality"] == Decimal("23.75")
     assert set(r.grades) == {"it", "block"}
+
+
+def test_supplied_values_alone_give_what_depends_on_them(od2020):
+    r = od2020.evaluate(req({"personnel": "87.72", "it": "97.98"}))
+    assert {k: str(v) for k, v in r.values.items()} == {"personnel": "87.72", "it": "97.98", "block": "92.9"}
+    assert r.grades == {"it": "high", "block": "high"}
 
 
 def test_only_computes_and_requires_what_is_asked(od2020):

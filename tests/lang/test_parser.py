@@ -6,7 +6,7 @@ import pytest
 
 from dsl import ast
 from dsl.parser import ParseFailed, parse
-from conftest import HEADER
+from ruletext import HEADER
 
 
 def parse_body(body: str) -> ast.RuleFile:

@@ -1,0 +1,491 @@
+"""The audit log: every evaluation, hash-chained, written in batches by a background thread.
+
+Each record holds the request exactly as received and the response exactly as returned, as
+deterministic protobuf encodings of the messages (decimals are strings there, never floats;
+``bagalau audit show`` and GetEvaluation render them as JSON). Records form a chain:
+``record_hash = sha256(prev_hash + "\\n" + canonical encoding of the record)``, the canonical
+encoding holding every field, sequence number included (see ``AuditRecord.canonical``), so an
+edited, deleted or reordered record breaks the chain and ``verify`` names it. (Deleting the
+newest records leaves no gap; ``verify`` prints the head — sequence and hash — so that it can be
+written down elsewhere and compared later.)
+
+Stores: SQLite in WAL mode (``sqlite:///var/audit.db``; four slashes for an absolute path) and
+PostgreSQL (``postgresql://user@host/db``). Both take ``?table=NAME`` (default ``audit_log``).
+The chain is extended under a lock held in the database (``BEGIN IMMEDIATE`` / an advisory
+transaction lock), so several service processes can share one log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from . import metrics
+from .log import get_logger
+
+log = get_logger("bagalau.audit")
+
+GENESIS_HASH = "0" * 64
+DEFAULT_TABLE = "audit_log"
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class AuditError(Exception):
+    """The audit log cannot be opened or read (bad URL, unreachable database)."""
+
+
+def new_evaluation_ids(count: int) -> list[str]:
+    """UUIDv7 strings: time-ordered, so new records land at the end of the index. Made in bulk for batches."""
+    ms = f"{(time.time_ns() // 1_000_000) & 0xFFFFFFFFFFFF:012x}"
+    rand = os.urandom(10 * count).hex()
+    out = []
+    for i in range(0, 20 * count, 20):
+        r = rand[i:i + 20]
+        out.append(f"{ms[:8]}-{ms[8:]}-7{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}")
+    return out
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def new_evaluation_id() -> str:
+    return new_evaluation_ids(1)[0]
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    evaluation_id: str
+    recorded_at: str  # ISO 8601, UTC, microseconds
+    caller: str  # client certificate identity under mutual TLS, else ""
+    peer: str
+    request_id: str
+    methodology: str
+    version: str
+    content_hash: str
+    subject_id: str
+    subject_kind: str
+    request: bytes  # the EvaluateRequest, deterministic protobuf encoding
+    response: bytes  # the EvaluateResponse, deterministic protobuf encoding
+    sequence: int = 0
+    prev_hash: str = ""
+    record_hash: str = ""
+
+    def canonical(self) -> bytes:
+        """Every field but the two hashes: a JSON array of the text fields and the two lengths, a
+        newline, then the request and response encodings. (JSON escapes newlines, so the header
+        ends at the first one; the lengths delimit the rest.)"""
+        header = _HEADER_JSON([self.sequence, self.evaluation_id, self.recorded_at, self.caller, self.peer, self.request_id,
+                             self.methodology, self.version, self.content_hash, self.subject_id, self.subject_kind,
+                             len(self.request), len(self.response)])
+        return header.encode("utf-8") + b"\n" + self.request + self.response
+
+    def chain_hash(self, prev_hash: str) -> str:
+        return hashlib.sha256(prev_hash.encode("ascii", "replace") + b"\n" + self.canonical()).hexdigest()
+
+    def row(self) -> tuple:
+        """The column values, in ``COLUMNS`` order."""
+        return (self.evaluation_id, self.recorded_at, self.caller, self.peer, self.request_id, self.methodology, self.version,
+                self.content_hash, self.subject_id, self.subject_kind, self.request, self.response, self.sequence,
+                self.prev_hash, self.record_hash)
+
+    def seal(self, sequence: int, prev_hash: str) -> None:
+        self.sequence = sequence
+        self.prev_hash = prev_hash
+        self.record_hash = self.chain_hash(prev_hash)
+
+
+_HEADER_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+COLUMNS = [f.name for f in fields(AuditRecord)]
+BINARY = ("request", "response")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+# ------------------------------------------------------------------------------ stores
+
+
+class AuditStore:
+    """Where records are kept. ``append`` seals and writes a batch in one transaction."""
+
+    url: str
+
+    def append(self, records: list[AuditRecord]) -> None:
+        raise NotImplementedError
+
+    def get(self, evaluation_id: str) -> AuditRecord | None:
+        raise NotImplementedError
+
+    def scan(self) -> Iterator[AuditRecord]:
+        """Every record, by sequence."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _split_table(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    table = next((v for k, v in query if k == "table"), DEFAULT_TABLE)
+    if not _TABLE_NAME.match(table):
+        raise AuditError(f"audit table name {table!r} must be letters, digits and _ (at most 63)")
+    rest = urlencode([(k, v) for k, v in query if k != "table"])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), table
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def sqlite_path(url: str) -> Path:
+    """sqlite:///var/a.db -> var/a.db (relative to the current directory); sqlite:////abs/a.db -> /abs/a.db."""
+    _split_table(url)  # validates the table name
+    return Path(url[len("sqlite:///"):].split("?", 1)[0] or "audit.db")
+
+
+def open_store(url: str) -> AuditStore:
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    raise AuditError(f"{url!r}: expected sqlite:///PATH or postgresql://USER@HOST/DB")
+
+
+class SQLiteStore(AuditStore):
+    def __init__(self, url: str):
+        self.url = url
+        self.table = _split_table(url)[1]
+        self.path = sqlite_path(url)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._write = self._connect()
+            self._write.execute("PRAGMA journal_mode=WAL")
+            self._write.execute("PRAGMA synchronous=NORMAL")
+            cols = ", ".join(f"{c} {'BLOB' if c in BINARY else 'TEXT'} NOT NULL" for c in COLUMNS if c != "sequence")
+            self._write.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (sequence INTEGER PRIMARY KEY, {cols})")
+            self._write.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {self.table}_evaluation_id ON {self.table} (evaluation_id)")
+        except (sqlite3.Error, OSError) as e:
+            raise AuditError(f"cannot open the audit log {self.path}: {e}") from None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+
+    def append(self, records: list[AuditRecord]) -> None:
+        insert = f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        with self._lock:
+            db = self._write
+            db.execute("BEGIN IMMEDIATE")  # the write lock: no other writer can extend the chain meanwhile
+            try:
+                row = db.execute(f"SELECT sequence, record_hash FROM {self.table} ORDER BY sequence DESC LIMIT 1").fetchone()
+                seq, prev = (row[0], row[1]) if row else (0, GENESIS_HASH)
+                for r in records:
+                    seq += 1
+                    r.seal(seq, prev)
+                    prev = r.record_hash
+                db.executemany(insert, [r.row() for r in records])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _read(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def get(self, evaluation_id: str) -> AuditRecord | None:
+        db = self._read()
+        try:
+            row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE evaluation_id = ?", (evaluation_id,)).fetchone()
+        finally:
+            db.close()
+        return _record(tuple(row)) if row else None
+
+    def scan(self) -> Iterator[AuditRecord]:
+        db = self._read()
+        try:
+            for row in db.execute(f"SELECT {', '.join(COLUMNS)} FROM {self.table} ORDER BY sequence"):
+                yield _record(tuple(row))
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        self._write.close()
+
+
+def _record(row) -> AuditRecord:
+    return AuditRecord(*(bytes(v) if c in BINARY else v for c, v in zip(COLUMNS, row)))
+
+
+class PostgresStore(AuditStore):
+    def __init__(self, url: str):
+        import psycopg
+        from psycopg import sql
+
+        self.url = url
+        self._psycopg, self._sql = psycopg, sql
+        self.conninfo, self.table = _split_table(url)
+        self._ident = sql.Identifier(self.table)
+        self._lock_key = int.from_bytes(hashlib.sha256(f"bagalau-audit:{self.table}".encode()).digest()[:8], "big", signed=True)
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._write_db = None
+        self._read_db = None
+        cols = sql.SQL(", ").join(sql.SQL("{} {} NOT NULL").format(sql.Identifier(c), sql.SQL("BYTEA" if c in BINARY else "TEXT"))
+                                  for c in COLUMNS if c != "sequence")
+        with self._write_lock:
+            db = self._writer()
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                db.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (sequence BIGINT PRIMARY KEY, {})").format(self._ident, cols))
+                db.execute(sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (evaluation_id)").format(
+                    sql.Identifier(f"{self.table}_evaluation_id"), self._ident))
+
+    def _connect(self):
+        try:
+            return self._psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
+        except self._psycopg.Error as e:
+            raise AuditError(f"cannot connect to the audit database {_redact(self.conninfo)}: {e}") from None
+
+    def _writer(self):
+        if self._write_db is None or self._write_db.closed:
+            self._write_db = self._connect()
+        return self._write_db
+
+    def append(self, records: list[AuditRecord]) -> None:
+        sql = self._sql
+        insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            self._ident, sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)))
+        with self._write_lock:
+            db = self._writer()
+            try:
+                with db.transaction():
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))  # one writer extends the chain
+                    row = db.execute(sql.SQL("SELECT sequence, record_hash FROM {} ORDER BY sequence DESC LIMIT 1")
+                                     .format(self._ident)).fetchone()
+                    seq, prev = (row[0], row[1]) if row else (0, GENESIS_HASH)
+                    for r in records:
+                        seq += 1
+                        r.seal(seq, prev)
+                        prev = r.record_hash
+                    with db.cursor() as cur:
+                        cur.executemany(insert, [r.row() for r in records])
+            except self._psycopg.OperationalError:
+                db.close()  # reconnect on the next attempt
+                raise
+
+    def _query(self, query, params=()):
+        with self._read_lock:
+            if self._read_db is None or self._read_db.closed:
+                self._read_db = self._connect()
+            try:
+                return self._read_db.execute(query, params).fetchall()
+            except self._psycopg.OperationalError:
+                self._read_db.close()
+                raise
+
+    def get(self, evaluation_id: str) -> AuditRecord | None:
+        sql = self._sql
+        rows = self._query(sql.SQL("SELECT {} FROM {} WHERE evaluation_id = %s").format(
+            sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), self._ident), (evaluation_id,))
+        return _record(rows[0]) if rows else None
+
+    def scan(self) -> Iterator[AuditRecord]:
+        sql = self._sql
+        db = self._connect()
+        try:
+            with db.transaction(), db.cursor(name="bagalau_audit_scan") as cur:
+                cur.itersize = 2000
+                cur.execute(sql.SQL("SELECT {} FROM {} ORDER BY sequence").format(
+                    sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), self._ident))
+                for row in cur:
+                    yield _record(row)
+        finally:
+            db.close()
+
+    def drop(self) -> None:
+        """Remove the table (tests)."""
+        with self._write_lock:
+            self._writer().execute(self._sql.SQL("DROP TABLE IF EXISTS {}").format(self._ident))
+
+    def close(self) -> None:
+        for db in (self._write_db, self._read_db):
+            if db is not None and not db.closed:
+                db.close()
+
+
+# ------------------------------------------------------------------------------ verification
+
+
+@dataclass
+class ChainProblem:
+    sequence: int
+    evaluation_id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"record {self.sequence} ({self.evaluation_id}): {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    records: int
+    head_sequence: int
+    head_hash: str
+    problems: list[ChainProblem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(store: AuditStore) -> VerifyReport:
+    """Walk the chain; report every record whose content, link or position is wrong."""
+    problems: list[ChainProblem] = []
+    prev_hash, expected, count, last = GENESIS_HASH, 1, 0, None
+    for r in store.scan():
+        count += 1
+        if r.sequence != expected:
+            missing = f"record {expected}" if r.sequence == expected + 1 else f"records {expected}–{r.sequence - 1}"
+            problems.append(ChainProblem(r.sequence, r.evaluation_id, f"{missing} before it {'is' if r.sequence == expected + 1 else 'are'} missing (deleted)"))
+        if r.prev_hash != prev_hash:
+            problems.append(ChainProblem(r.sequence, r.evaluation_id, "does not link to the record before it: that record "
+                                         "was edited or deleted, or this record's prev_hash was changed"))
+        if r.chain_hash(r.prev_hash) != r.record_hash:
+            problems.append(ChainProblem(r.sequence, r.evaluation_id, "its content does not match its hash: the record was edited"))
+        prev_hash, expected, last = r.record_hash, r.sequence + 1, r
+    return VerifyReport(count, last.sequence if last else 0, last.record_hash if last else GENESIS_HASH, problems)
+
+
+# ------------------------------------------------------------------------------ the writer
+
+
+class AuditWriter:
+    """Queues records and writes them in batches from one background thread.
+
+    Scoring threads only enqueue, one queue entry per call (waiting only when ``queue_size``
+    records are already waiting). The thread takes whatever has queued up, up to about
+    ``batch_size`` records, and writes it in one transaction; a failed write is retried with
+    back-off, so records are not dropped while the database is away. ``close`` writes everything
+    still queued.
+    """
+
+    _STOP = object()
+
+    def __init__(self, store: AuditStore, batch_size: int = 500, queue_size: int = 100_000):
+        self.store = store
+        self.batch_size = batch_size
+        self._slots = threading.BoundedSemaphore(queue_size)  # records, not queue entries
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: dict[str, object] = {}  # evaluation_id -> pending item, until written
+        self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)
+        self._unwritten = 0
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="bagalau-audit-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, items: list) -> None:
+        """Items are AuditRecords, or have ``evaluation_id`` and ``to_record() -> AuditRecord`` (run on the writer thread)."""
+        if not items:
+            return
+        for _ in items:
+            self._slots.acquire()
+        with self._lock:
+            if self._closing:
+                raise AuditError("the audit log is closed")
+            for item in items:
+                self._pending[item.evaluation_id] = item
+            self._unwritten += len(items)
+        metrics.AUDIT_PENDING.inc(len(items))
+        self._queue.put(items)
+
+    def pending(self, evaluation_id: str):
+        with self._lock:
+            return self._pending.get(evaluation_id)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written. False on timeout."""
+        with self._written:
+            return self._written.wait_for(lambda: self._unwritten == 0, timeout)
+
+    def close(self, timeout: float | None = 60) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+        self._queue.put(self._STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("audit records could not all be written before the stop", unwritten=self._unwritten)
+        self.store.close()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            entry = self._queue.get()
+            batch: list = []
+            while True:
+                if entry is self._STOP:
+                    stopping = True
+                else:
+                    batch.extend(entry)
+                if stopping or len(batch) >= self.batch_size:
+                    break
+                try:
+                    entry = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch, stopping)
+        log.debug("audit writer stopped")
+
+    def _write(self, items: list, stopping: bool) -> None:
+        records = []
+        for item in items:
+            try:
+                records.append(item if isinstance(item, AuditRecord) else item.to_record())
+            except Exception:  # noqa: BLE001 - a record that cannot be built must not stop the others
+                log.exception("an audit record could not be built; it is lost", evaluation_id=getattr(item, "evaluation_id", ""))
+        delay, attempts = 0.2, 0
+        while records:
+            try:
+                self.store.append(records)
+                metrics.AUDIT_WRITTEN.inc(len(records))
+                break
+            except Exception as e:  # noqa: BLE001 - keep the records and retry
+                attempts += 1
+                metrics.AUDIT_ERRORS.inc()
+                log.error("writing audit records failed; retrying", records=len(records), error=type(e).__name__,
+                          detail=str(e)[:500], attempt=attempts)
+                if stopping and attempts >= 5:
+                    log.critical("audit records lost at stop", evaluation_ids=[r.evaluation_id for r in records])
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        metrics.AUDIT_PENDING.dec(len(items))
+        with self._written:
+            for item in items:
+                self._pending.pop(item.evaluation_id, None)
+            self._unwritten -= len(items)
+            self._written.notify_all()
+        for _ in items:
+            self._slots.release()
