@@ -204,26 +204,22 @@ def compile_paths(paths: list[Path], lock_root: Path | None = None) -> tuple[lis
             diags.extend(e.diagnostics)
     compiled: dict[tuple[str, str], VersionModel] = {}
     failed: set[tuple[str, str]] = set()
-    pending = [n for n in files if str(n) in headers]
-    seen_keys: dict[tuple[str, str], str] = {}
-    for f in pending:
-        m, v, _ = headers[str(f)]
-        if (m, v) in seen_keys:
-            sink = DiagnosticSink({str(f): texts[str(f)]})
-            sink.report("E703", Span(str(f), 1, 1), f"{m}@{v} is also defined in {seen_keys[(m, v)]}")
+    unique: dict[tuple[str, str], str] = {}  # methodology@version -> the file that defines it first
+    for name, (m, v, _) in headers.items():
+        if (m, v) in unique:
+            sink = DiagnosticSink({name: texts[name]})
+            sink.report("E703", Span(name, 1, 1), f"{m}@{v} is also defined in {unique[(m, v)]}")
             diags.extend(sink.items)
-            failed.add((m, v))
         else:
-            seen_keys[(m, v)] = str(f)
-    # bases first: repeat until nothing more compiles
-    todo = [str(f) for f in pending if headers[str(f)][:2] not in failed or seen_keys.get(headers[str(f)][:2]) == str(f)]
-    todo = [n for n in todo if seen_keys.get(headers[n][:2]) == n]
+            unique[(m, v)] = name
+    # bases before amendments: repeat until nothing more compiles
+    todo = list(unique.values())
     progress = True
     while todo and progress:
         progress = False
         for name in list(todo):
             m, v, base = headers[name]
-            if base and (m, base) not in compiled and (m, base) not in failed and (m, base) in seen_keys:
+            if base and (m, base) not in compiled and (m, base) not in failed and (m, base) in unique:
                 continue  # wait for the base
             model, ds = compile_text(texts[name], name, lambda mm, vv: compiled.get((mm, vv)))
             diags.extend(ds)
