@@ -128,3 +128,28 @@ def test_eval_with_broken_rules_exits_3(tmp_path):
     (tmp_path / "x" / "1.bgl").write_text("methodology x version \"1\"\nindicator = \n")
     code, _, err = run("eval", "x@1", "--input", "-", "--rules", tmp_path, stdin="{}")
     assert code == 3 and "do not compile" in err
+
+
+def _planted(tmp_path, old: str, new: str) -> tuple[Path, int]:
+    folder = tmp_path / "org-development"
+    folder.mkdir()
+    text = (OD / "2020.bgl").read_text()
+    assert old in text
+    line = text[: text.index(old)].count("\n") + 1
+    (folder / "2020.bgl").write_text(text.replace(old, new, 1))
+    return folder, line
+
+
+def test_block_weights_0_4_and_0_5_are_refused_with_the_line(tmp_path):
+    folder, line = _planted(tmp_path, "weighted(0.5 * personnel, 0.5 * it)", "weighted(0.4 * personnel, 0.5 * it)")
+    code, out, _ = run("check", folder)
+    assert code == 1
+    assert f"2020.bgl:{line}:3: error E400 weights-not-one: weights must sum to exactly 1, but 0.4 + 0.5 = 0.9" in out
+
+
+def test_planted_syntax_error_is_refused_with_the_line(tmp_path):
+    folder, line = _planted(tmp_path, "hr_potential + labour + meritocracy - late_training",
+                            "hr_potential + labour + * meritocracy - late_training")
+    code, out, _ = run("check", folder)
+    assert code == 1
+    assert f"2020.bgl:{line}:26: error E100 syntax: unexpected '*'" in out
