@@ -152,4 +152,4 @@ def test_planted_syntax_error_is_refused_with_the_line(tmp_path):
                             "hr_potential + labour + * meritocracy - late_training")
     code, out, _ = run("check", folder)
     assert code == 1
-    assert f"2020.bgl:{line}:26: error E100 syntax: unexpected '*'" in out
+    assert f"2020.bgl:{line}:27: error E100 syntax: unexpected '*'" in out
