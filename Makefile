@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 GEN    := service/gen/bagalau/v1/scoring_pb2.py
 PROTOS := $(wildcard proto/bagalau/v1/*.proto)
 
-.PHONY: run test bench check gen clean
+.PHONY: run test bench check gen clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,15 @@ $(GEN): $(PROTOS) $(STAMP)
 run: $(STAMP) $(GEN)
 	$(BIN)/bagalau serve
 
+## Headless Chromium (Debian's package) for the html report tests: installed when missing and we are
+## root with apt-get (as on CI); otherwise those tests are skipped and say why.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	    echo "chromium is not installed: the html screenshot tests will be skipped"
+
 ## Run every test: unit, rule-file tests, service tests.
-test: $(STAMP) $(GEN)
+test: $(STAMP) $(GEN) browser
 	$(BIN)/bagalau check rules
 	$(BIN)/bagalau test rules
 	$(BIN)/python -m pytest

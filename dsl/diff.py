@@ -19,10 +19,11 @@ Everything here is a pure function of the two models; renderers live in ``dsl.re
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from . import ast
 from .decimals import format_decimal
@@ -743,14 +744,20 @@ def _metadata(old: VersionModel, new: VersionModel) -> list[Change]:
 
 def _hdr(model: VersionModel, attr: str) -> Span | None:
     """A span inside the header (status line, subjects line), when the parser kept it."""
-    from .parser import parse  # the model keeps only the header's span; re-parse the header for finer ones
+    header = _header(model.source_text, model.path)
+    span = getattr(header, attr, None) if header is not None else None
+    return span if span is not None and span.line > 0 else None
+
+
+@functools.lru_cache(maxsize=64)
+def _header(text: str, path: str):
+    """The parsed header of a rule file: the model keeps only the header's span, not its lines' spans."""
+    from .parser import parse
 
     try:
-        header = parse(model.source_text, model.path).header
+        return parse(text, path).header
     except Exception:  # noqa: BLE001 - fall back to the header's span
         return None
-    span = getattr(header, attr, None)
-    return span if span is not None and span.line > 0 else None
 
 
 # ---------------------------------------------------------------- the diff

@@ -25,7 +25,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from . import decimals
 from .decimals import format_decimal
-from .diff import DEFINITION_KINDS, Change, DiffResult, SourceRef
+from .diff import Change, DiffResult, SourceRef
 from .evaluate import label_of
 from .impact import ImpactReport, SubjectImpact
 
@@ -57,8 +57,8 @@ WORDS: dict[str, dict[str, str]] = {
     "for_kinds": {"en": "applies to", "ru": "относится к", "kk": "қолданылады"},
     "contents": {"en": "Contents", "ru": "Содержание", "kk": "Мазмұны"},
     "not_in_version": {"en": "not in this version", "ru": "нет в этой версии", "kk": "бұл нұсқада жоқ"},
-    "from": {"en": "from", "ru": "с", "kk": "бастап"},
-    "to": {"en": "to", "ru": "по", "kk": "дейін"},
+    "from": {"en": "from {d}", "ru": "с {d}", "kk": "{d} бастап"},
+    "to": {"en": "to {d}", "ru": "по {d}", "kk": "{d} дейін"},
     "open": {"en": "open-ended", "ru": "бессрочно", "kk": "мерзімсіз"},
     "subjects": {"en": "Subjects", "ru": "Субъекты", "kk": "Субъектілер"},
     "scored_both": {"en": "scored under both", "ru": "рассчитано по обеим версиям", "kk": "екі нұсқа бойынша есептелді"},
@@ -542,8 +542,8 @@ def diff_html(result: DiffResult, lang: str = "kk") -> str:
 def _vcard(v, side: str, lang: str) -> str:
     period = "—"
     if v.effective_from:
-        period = f"{word('from', lang)} {v.effective_from}" + (f" {word('to', lang)} {v.effective_to}" if v.effective_to else
-                                                              f" ({word('open', lang)})")
+        period = word("from", lang).format(d=v.effective_from) + (
+            " " + word("to", lang).format(d=v.effective_to) if v.effective_to else f" ({word('open', lang)})")
     rows = [(word("status", lang), v.status), (word("effective", lang), period), (word("basis", lang), v.basis),
             (word("subjects_kinds", lang), ", ".join(v.subjects)), (word("file", lang), v.path)]
     dl = "".join(f"<dt>{_h(a)}</dt><dd>{_h(b)}</dd>" for a, b in rows)
@@ -686,14 +686,10 @@ def impact_text(report: ImpactReport, lang: str = "kk", color: bool = False) -> 
     lines = _table(rows, align)
     out.append(c(lines[0], "dim"))
     for s, line in zip(report.subjects, lines[1:]):
-        d = s.delta(rb) if rb else None
-        graded_move = any(s.old.grades.get(n) != s.new.grades.get(n) for n in report.graded)
         if s.failed:
             line = c(line, "red")
-        elif graded_move:
-            line = c(line, "yellow")
-        elif d is not None and d != 0:
-            pass
+        elif any(s.old.grades.get(n) != s.new.grades.get(n) for n in report.graded):
+            line = c(line, "yellow")  # the grade changed
         out.append(line)
     if report.movers:
         out += ["", c(f"Largest movers by {rb}", "bold")]
@@ -829,7 +825,7 @@ def impact_chart(report: ImpactReport, lang: str = "kk", limit: int = 80) -> str
         if i % 2 == 0:
             parts.append(f'<rect x="0" y="{_q(y - row_h / 2)}" width="{_q(width)}" height="{_q(row_h)}" fill="#f8f9fc"/>')
         label = s.id + (f" {s.name}" if s.name else "")
-        label = label if len(label) <= 40 else label[:39] + "…"
+        label = label if len(label) <= 34 else label[:33] + "…"
         weight = ' font-weight="bold"' if moved else ""
         fill = "#8a5a00" if moved else "#1d2433"
         parts.append(f'<text x="{_q(left - 10)}" y="{_q(y + 4)}" text-anchor="end" fill="{fill}"{weight}>{_h(label)}</text>')
@@ -971,5 +967,4 @@ def render_impact(report: ImpactReport, fmt: str = "text", lang: str = "kk", col
     raise ValueError(f"unknown impact format {fmt!r}; expected one of {', '.join(IMPACT_FORMATS)}")
 
 
-__all__ = ["DIFF_FORMATS", "IMPACT_FORMATS", "render_diff", "render_impact", "token_diff", "impact_chart",
-           "DEFINITION_KINDS"]
+__all__ = ["DIFF_FORMATS", "IMPACT_FORMATS", "render_diff", "render_impact", "token_diff", "impact_chart"]
