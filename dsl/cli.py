@@ -64,12 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lock", help="record the content hash of every in-force or repealed version in versions.lock")
     p.add_argument("--rules", default=default_rules(), metavar="DIR")
 
-    try:  # semantic diff and impact analysis (dsl/diffcli.py) register their own subcommands
-        from . import diffcli
-    except ImportError:
-        diffcli = None
-    if diffcli is not None:
-        diffcli.register(sub)
+    from . import diffcli  # semantic diff and impact analysis register their own subcommands
+
+    diffcli.register(sub)
     return parser
 
 
