@@ -153,3 +153,14 @@ def test_planted_syntax_error_is_refused_with_the_line(tmp_path):
     code, out, _ = run("check", folder)
     assert code == 1
     assert f"2020.bgl:{line}:27: error E100 syntax: unexpected '*'" in out
+
+
+def test_editing_a_locked_in_force_version_is_refused(tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    f = rules / "org-development" / "2020.bgl"
+    f.write_text(f.read_text().replace("t <= 0.06 -> 10 ", "t <= 0.05 -> 10 ", 1))
+    code, out, _ = run("check", rules)
+    assert code == 1
+    assert "E702 locked-version-changed: org-development@2020 is locked (in_force)" in out
+    assert "create a new version" in out
