@@ -46,7 +46,8 @@ test: $(STAMP) $(GEN) browser
 	$(BIN)/bagalau test rules
 	$(BIN)/python -m pytest
 
-## Benchmarks (pytest-benchmark): compiled evaluator against a hand-written decimal function.
+## Benchmarks (pytest-benchmark): compiled evaluator against a hand-written decimal function, and the
+## gRPC service (bagalau serve and a client, each its own process) against in-process evaluation.
 bench: $(STAMP) $(GEN)
 	$(BIN)/python -m pytest tests/bench --benchmark-enable --benchmark-only -p no:cacheprovider
 

@@ -1,7 +1,7 @@
-"""The audit log: every evaluation, hash-chained, written in batches by a background thread.
+"""The audit log: every evaluation, hash-chained, written in batches by a writer process of its own.
 
 Each record holds the request exactly as received and the response exactly as returned, as
-deterministic protobuf encodings of the messages (decimals are strings there, never floats;
+their protobuf encodings (decimals are strings there, never floats;
 ``bagalau audit show`` and GetEvaluation render them as JSON). Records form a chain:
 ``record_hash = sha256(prev_hash + "\\n" + canonical encoding of the record)``, the canonical
 encoding holding every field, sequence number included (see ``AuditRecord.canonical``), so an
@@ -20,9 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import queue
 import re
 import sqlite3
+import struct
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, fields
@@ -31,7 +35,6 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from . import metrics
 from .log import get_logger
 
 log = get_logger("bagalau.audit")
@@ -75,8 +78,8 @@ class AuditRecord:
     content_hash: str
     subject_id: str
     subject_kind: str
-    request: bytes  # the EvaluateRequest, deterministic protobuf encoding
-    response: bytes  # the EvaluateResponse, deterministic protobuf encoding
+    request: bytes  # the EvaluateRequest's protobuf encoding, as received
+    response: bytes  # the EvaluateResponse's protobuf encoding, as returned
     sequence: int = 0
     prev_hash: str = ""
     record_hash: str = ""
@@ -135,6 +138,10 @@ class AuditStore:
     def close(self) -> None:
         pass
 
+    def worker_url(self) -> str:
+        """The URL another process opens this store with."""
+        return self.url
+
 
 def _split_table(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
@@ -187,6 +194,9 @@ class SQLiteStore(AuditStore):
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+
+    def worker_url(self) -> str:
+        return f"sqlite:///{self.path.resolve()}?table={self.table}"
 
     def append(self, records: list[AuditRecord]) -> None:
         insert = f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -377,115 +387,273 @@ def verify(store: AuditStore) -> VerifyReport:
 
 # ------------------------------------------------------------------------------ the writer
 
+_LENGTH = struct.Struct(">I")
+
+
+def encode_frame(message: tuple) -> bytes:
+    """A message for the pipes between the service and its audit writer process: length, then pickle."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+def write_frame(stream, message: tuple) -> None:
+    stream.write(encode_frame(message))
+    stream.flush()
+
+
+def read_frame(stream) -> tuple | None:
+    """The next message, or None at the end of the stream."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return pickle.loads(data)
+
 
 class AuditWriter:
-    """Queues records and writes them in batches from one background thread.
+    """Hands evaluations to the audit writer's own process, which writes them in batches.
 
-    Scoring threads only enqueue, one queue entry per call (waiting only when ``queue_size``
-    records are already waiting). The thread takes whatever has queued up, up to about
-    ``batch_size`` records, and writes it in one transaction; a failed write is retried with
-    back-off, so records are not dropped while the database is away. ``close`` writes everything
-    still queued.
+    Scoring threads only queue what they have (``submit_call``: the call's request as received
+    and response as returned, one entry per call; waiting only when ``queue_size`` records are
+    already unwritten). A sender thread pipes them to the writer process (``python -m
+    service.audit_worker``), which builds the records, chains them and writes whatever has queued
+    up, up to about ``batch_size`` records, in one transaction; a failed write is retried with
+    back-off, so records are not dropped while the database is away. The records' building,
+    hashing and inserting thus use another CPU core instead of taking the interpreter lock from
+    scoring. An evaluation stays readable through ``pending`` until the process reports it
+    written. Should the process die, it is started again and sent everything not yet reported
+    written (records already in the log are not written twice). ``close`` writes everything
+    still queued and stops the process.
     """
 
     _STOP = object()
 
-    def __init__(self, store: AuditStore, batch_size: int = 500, queue_size: int = 100_000):
-        self.store = store
-        self.batch_size = batch_size
-        self._slots = threading.BoundedSemaphore(queue_size)  # records, not queue entries
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending: dict[str, object] = {}  # evaluation_id -> pending item, until written
-        self._lock = threading.Lock()
-        self._written = threading.Condition(self._lock)
-        self._unwritten = 0
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="bagalau-audit-writer", daemon=True)
-        self._thread.start()
+    def __init__(self, store: AuditStore, batch_size: int = 500, queue_size: int = 100_000,
+                 log_format: str = "auto", log_level: str = "info"):
+        from . import metrics  # here, not at the top: the writer process imports this module too
 
+        self._metrics = metrics
+        self.store = store  # this process's connection: reads (GetEvaluation); the writer process has its own
+        self.batch_size = batch_size
+        self.queue_size = queue_size
+        self._log_args = ["--log-format", log_format, "--log-level", log_level]
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # records were written, or the writer is closing
+        self._io = threading.Lock()  # the writer process and its input pipe
+        self._pending: dict[str, object] = {}  # evaluation_id -> its entry's number (or its record), until written
+        self._inflight: dict[int, _Entry] = {}  # entry number -> entry, in order, until written
+        self._unwritten = 0
+        self._seq = 0
+        self._closing = False
+        self._stop_sent = False
+        self._abandoned = False
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._proc: subprocess.Popen | None = None  # started with the first records to write
+        self._reader = threading.Thread(target=self._read_loop, name="bagalau-audit-acks", daemon=True)
+        self._sender = threading.Thread(target=self._send_loop, name="bagalau-audit-sender", daemon=True)
+        self._sender.start()
+
+    # ---------------------------------------------------------------- queueing
     def submit(self, items: list) -> None:
-        """Items are AuditRecords, or have ``evaluation_id`` and ``to_record() -> AuditRecord`` (run on the writer thread)."""
-        if not items:
-            return
-        for _ in items:
-            self._slots.acquire()
-        with self._lock:
+        """Items are AuditRecords, or have ``evaluation_id`` and ``to_record() -> AuditRecord``."""
+        if items:
+            self._enqueue([item.evaluation_id for item in items], ("records", items))
+
+    def submit_call(self, evaluation_ids: list[str], recorded_at: str, caller: str, peer: str, kind: str,
+                    request: bytes, response: bytes) -> None:
+        """One call's successful evaluations, ``evaluation_ids``, from the call's request as received
+        and response as returned: for ``kind`` "batch" an EvaluateBatchRequest and EvaluateBatchResponse
+        (items answered with an error are not recorded), for "one" an EvaluateRequest and EvaluateResponse.
+        The writer process builds the records (``recording.records_from_call``)."""
+        if evaluation_ids:
+            self._enqueue(evaluation_ids, ("calls", recorded_at, caller, peer, kind, request, response))
+
+    def _enqueue(self, evaluation_ids: list[str], payload: tuple) -> None:
+        count = len(evaluation_ids)
+        with self._changed:
+            self._changed.wait_for(lambda: self._closing or self._unwritten == 0
+                                   or self._unwritten + count <= self.queue_size)
             if self._closing:
                 raise AuditError("the audit log is closed")
-            for item in items:
-                self._pending[item.evaluation_id] = item
-            self._unwritten += len(items)
-        metrics.AUDIT_PENDING.inc(len(items))
-        self._queue.put(items)
+            self._seq += 1
+            seq = self._seq
+            if payload[0] == "records":
+                self._pending.update(zip(evaluation_ids, payload[1]))
+            else:
+                self._pending.update(dict.fromkeys(evaluation_ids, seq))
+            self._inflight[seq] = _Entry(evaluation_ids, payload)
+            self._unwritten += count
+        self._metrics.AUDIT_PENDING.inc(count)
+        self._outbox.put(seq)
 
     def pending(self, evaluation_id: str):
+        """The evaluation, not yet written: an AuditRecord without a place in the chain (or what was
+        submitted); None when it is not waiting."""
         with self._lock:
-            return self._pending.get(evaluation_id)
+            found = self._pending.get(evaluation_id)
+            entry = self._inflight.get(found) if isinstance(found, int) else None
+        if entry is None:
+            return found
+        from .recording import records_from_call
+
+        return next((r for r in records_from_call(*entry.payload[1:]) if r.evaluation_id == evaluation_id), None)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is written. False on timeout."""
-        with self._written:
-            return self._written.wait_for(lambda: self._unwritten == 0, timeout)
+        with self._changed:
+            return self._changed.wait_for(lambda: self._unwritten == 0, timeout)
 
     def close(self, timeout: float | None = 60) -> None:
-        with self._lock:
+        with self._changed:
             if self._closing:
                 return
             self._closing = True
-        self._queue.put(self._STOP)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+            self._changed.notify_all()
+        self._outbox.put(self._STOP)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._sender.join(timeout)
+        if self._reader.ident is not None:  # the writer process was started
+            self._reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self._reader.is_alive():
             log.error("audit records could not all be written before the stop", unwritten=self._unwritten)
+            with self._io:
+                self._abandoned = True
+                self._proc.kill()
+            self._reader.join(5)
         self.store.close()
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            entry = self._queue.get()
-            batch: list = []
-            while True:
-                if entry is self._STOP:
-                    stopping = True
-                else:
-                    batch.extend(entry)
-                if stopping or len(batch) >= self.batch_size:
-                    break
-                try:
-                    entry = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self._write(batch, stopping)
-        log.debug("audit writer stopped")
+    # ---------------------------------------------------------------- the writer process
+    def _start_worker(self) -> subprocess.Popen:
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[1])  # the folder holding service/
+        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "service.audit_worker", *self._log_args],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+        except OSError as e:
+            raise AuditError(f"cannot start the audit writer process: {e}") from None
+        # the URL goes through the pipe, not the command line, where other users could read a password
+        self._write(proc, encode_frame(("open", self.store.worker_url(), self.batch_size)))
+        return proc
 
-    def _write(self, items: list, stopping: bool) -> None:
-        records = []
-        for item in items:
+    @staticmethod
+    def _write(proc: subprocess.Popen, frame: bytes) -> None:
+        try:
+            proc.stdin.write(frame)
+            proc.stdin.flush()
+        except (OSError, ValueError):  # the process is gone: the reader restarts it and sends again
+            pass
+
+    @staticmethod
+    def _frame(seq: int, entry: "_Entry") -> bytes:
+        payload = entry.payload
+        if payload[0] == "records":
+            rows = [(item if isinstance(item, AuditRecord) else item.to_record()).row() for item in payload[1]]
+            return encode_frame(("records", seq, rows))
+        return encode_frame(("calls", seq, len(entry.evaluation_ids), *payload[1:]))
+
+    def _send_loop(self) -> None:
+        while True:
+            seq = self._outbox.get()
+            if seq is self._STOP:
+                with self._io:
+                    self._stop_sent = True
+                    if self._proc is not None:
+                        self._send_stop(self._proc)
+                return
+            entry = self._inflight.get(seq)
+            if entry is None:
+                continue
             try:
-                records.append(item if isinstance(item, AuditRecord) else item.to_record())
-            except Exception:  # noqa: BLE001 - a record that cannot be built must not stop the others
-                log.exception("an audit record could not be built; it is lost", evaluation_id=getattr(item, "evaluation_id", ""))
-        delay, attempts = 0.2, 0
-        while records:
-            try:
-                self.store.append(records)
-                metrics.AUDIT_WRITTEN.inc(len(records))
-                break
-            except Exception as e:  # noqa: BLE001 - keep the records and retry
-                attempts += 1
-                metrics.AUDIT_ERRORS.inc()
-                log.error("writing audit records failed; retrying", records=len(records), error=type(e).__name__,
-                          detail=str(e)[:500], attempt=attempts)
-                if stopping and attempts >= 5:
-                    log.critical("audit records lost at stop", evaluation_ids=[r.evaluation_id for r in records])
-                    break
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        metrics.AUDIT_PENDING.dec(len(items))
-        with self._written:
-            for item in items:
-                self._pending.pop(item.evaluation_id, None)
-            self._unwritten -= len(items)
-            self._written.notify_all()
-        for _ in items:
-            self._slots.release()
+                frame = self._frame(seq, entry)
+            except Exception:  # noqa: BLE001 - an entry that cannot be encoded must not stop the others
+                log.exception("audit records could not be encoded; they are lost", records=len(entry.evaluation_ids))
+                self._done([seq])
+                continue
+            with self._io:  # sent and marked sent at once: a restart sends again exactly what was sent
+                if self._proc is None:
+                    try:
+                        self._proc = self._start_worker()
+                    except AuditError as e:  # kept: the reader thread keeps trying
+                        log.error("cannot start the audit writer process", reason=str(e))
+                    self._reader.start()
+                entry.frame = frame
+                if self._proc is not None:
+                    self._write(self._proc, frame)
+
+    def _send_stop(self, proc: subprocess.Popen) -> None:
+        self._write(proc, encode_frame(("stop",)))
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+
+    def _read_loop(self) -> None:
+        delay = 0.2
+        while True:
+            proc = self._proc
+            message = read_frame(proc.stdout) if proc is not None else None
+            if message is not None:
+                delay = 0.2
+                self._handle(message)
+                continue
+            if proc is not None:
+                proc.wait()
+            with self._lock:
+                if self._abandoned or (self._closing and self._stop_sent and not self._inflight):
+                    return
+            log.error("the audit writer process ended unexpectedly; starting it again",
+                      exit_code=proc.returncode if proc is not None else None, unwritten=self._unwritten)
+            self._metrics.AUDIT_ERRORS.inc()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            with self._io:
+                if self._abandoned:
+                    return
+                try:
+                    self._proc = self._start_worker()
+                except AuditError as e:
+                    log.error("cannot start the audit writer process", reason=str(e))
+                    continue
+                for entry in list(self._inflight.values()):
+                    if entry.frame is not None:
+                        self._write(self._proc, entry.frame)
+                if self._stop_sent:
+                    self._send_stop(self._proc)
+
+    def _handle(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "written":
+            self._metrics.AUDIT_WRITTEN.inc(message[2])
+            self._done(message[1])
+        elif kind == "lost":
+            self._done(message[1])
+        elif kind == "failed":
+            self._metrics.AUDIT_ERRORS.inc()
+
+    def _done(self, seqs: list[int]) -> None:
+        count = 0
+        with self._changed:
+            pending = self._pending
+            for seq in seqs:
+                entry = self._inflight.pop(seq, None)
+                if entry is None:
+                    continue
+                for evaluation_id in entry.evaluation_ids:
+                    pending.pop(evaluation_id, None)
+                count += len(entry.evaluation_ids)
+            self._unwritten -= count
+            self._changed.notify_all()
+        self._metrics.AUDIT_PENDING.dec(count)
+
+
+@dataclass(slots=True)
+class _Entry:
+    """What one submission asked the writer process to write."""
+
+    evaluation_ids: list[str]
+    payload: tuple  # ("calls", recorded_at, caller, peer, kind, request, response) or ("records", items)
+    frame: bytes | None = None  # as sent to the writer process; None until sent

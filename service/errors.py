@@ -29,7 +29,7 @@ log = get_logger("bagalau.errors")
 
 # Request fields that are not inputs: an issue on any other field is about an input.
 REQUEST_FIELDS = ("methodology", "version", "as_of", "subject", "language", "only", "inputs", "items", "request",
-                  "evaluation_id", "source", "filename", "subject_kind")
+                  "evaluation_id", "source", "filename", "subject_kind", "old", "new", "format", "setup", "subjects")
 
 
 class ServiceError(Exception):

@@ -19,8 +19,18 @@ if str(GEN_ROOT) not in sys.path:
     sys.path.insert(0, str(GEN_ROOT))
 
 from bagalau.v1 import scoring_pb2 as pb  # noqa: E402
-from bagalau.v1 import scoring_pb2_grpc as pb_grpc  # noqa: E402
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ScoringService"].full_name  # "bagalau.v1.ScoringService"
+
+
+def __getattr__(name: str):
+    """``pb_grpc`` (the stub and servicer base) is imported on first use: it imports grpc, which
+    the audit writer's process does not need."""
+    if name == "pb_grpc":
+        from bagalau.v1 import scoring_pb2_grpc
+
+        globals()["pb_grpc"] = scoring_pb2_grpc
+        return scoring_pb2_grpc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["pb", "pb_grpc", "SERVICE_NAME", "GEN_ROOT"]

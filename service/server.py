@@ -26,7 +26,7 @@ from .log import get_logger
 from .metrics import MetricsServer
 from .protos import SERVICE_NAME, pb_grpc
 from .ruleset import RuleSet
-from .servicer import ScoringServicer
+from .servicer import RAW_REQUEST_METHODS, ScoringServicer
 from .settings import Settings
 
 log = get_logger("bagalau.server")
@@ -54,6 +54,30 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
+class _Handlers:
+    """Stands in for a server to collect the method handlers the generated code registers."""
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def add_servicer(servicer: ScoringServicer, server: grpc.Server) -> None:
+    """The generated registration, except that the evaluation methods get their requests as the
+    bytes received and return their responses encoded (no deserializer, no serializer): the
+    servicer reads requests as views, and the audit log keeps both as they are, instead of
+    encoding them again."""
+    collected = _Handlers()
+    pb_grpc.add_ScoringServiceServicer_to_server(servicer, collected)
+    handlers = dict(collected.handlers)
+    for name in RAW_REQUEST_METHODS:
+        handlers[name] = handlers[name]._replace(request_deserializer=None, response_serializer=None)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(collected.service, handlers),))
+    server.add_registered_method_handlers(collected.service, handlers)
+
+
 class ScoringServer:
     def __init__(self, settings: Settings, registry: Registry | None = None):
         """``registry``: the rules folder already compiled (tools and tests); else it is compiled here."""
@@ -63,7 +87,8 @@ class ScoringServer:
         self.audit = None
         if settings.audit != "none":
             self.audit = AuditWriter(open_store(settings.audit), batch_size=settings.audit_batch_size,
-                                     queue_size=settings.audit_queue_size)
+                                     queue_size=settings.audit_queue_size, log_format=settings.log_format,
+                                     log_level=settings.log_level)
         self.health = health.HealthServicer(experimental_non_blocking=True,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
         self.server = grpc.server(
@@ -76,7 +101,7 @@ class ScoringServer:
             ],
         )
         self.servicer = ScoringServicer(self.rules, self.audit, settings.max_batch_size)
-        pb_grpc.add_ScoringServiceServicer_to_server(self.servicer, self.server)
+        add_servicer(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), self.server)

@@ -1,6 +1,6 @@
 """Service settings: embedded defaults, then ``BAGALAU_*`` environment variables, then command-line flags.
 
-Every setting is documented in ``service/README-section.md``; the field names below are the
+Every setting is documented in ``docs/grpc.md``; the field names below are the
 environment variable names without the ``BAGALAU_`` prefix.
 """
 

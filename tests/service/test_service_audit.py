@@ -219,3 +219,85 @@ def test_unreachable_postgres_is_a_clear_error(capsys):
 @pytest.mark.parametrize("url", ["sqlite:///x.db?table=drop table", "mysql://x"])
 def test_bad_audit_urls(url, capsys):
     assert main(["audit", "verify", "--audit", url]) == 2
+
+
+# ------------------------------------------------------------------------------ the writer process
+
+
+def test_a_pending_evaluation_is_readable_before_it_is_written(start_server, tmp_path):
+    server = start_server()
+    with channel_to(server) as channel:
+        stub = pb_grpc.ScoringServiceStub(channel)
+        stub.Evaluate(acceptance_request("warm-up"))  # the writer process is up, the table exists
+        assert server.audit.flush(20)
+        blocker = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer must wait for this lock
+        try:
+            batch = stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[acceptance_request("p1"), acceptance_request("p2")]))
+            pending = stub.GetEvaluation(pb.GetEvaluationRequest(evaluation_id=batch.items[1].evaluation_id)).evaluation
+            assert pending.sequence == 0 and pending.record_hash == "", "not written yet: no place in the chain"
+            assert pending.request.request_id == "p2" and pending.response.values["block"] == "92.9"
+            assert not server.audit.flush(0.3)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert server.audit.flush(20)
+        written = stub.GetEvaluation(pb.GetEvaluationRequest(evaluation_id=batch.items[1].evaluation_id)).evaluation
+        assert written.sequence >= 2 and written.request == pending.request and written.response == pending.response
+
+
+def test_batch_records_keep_each_item_as_received(start_server):
+    server = start_server()
+    items = [acceptance_request(f"r{i}", inputs={"personnel": pb.Value(decimal=f"8{i}.50"), "it": pb.Value(decimal="97.98")})
+             for i in range(3)]
+    sent = pb.EvaluateBatchRequest(items=items).SerializeToString()
+    with channel_to(server) as channel:  # the very bytes sent, to compare with
+        response = pb.EvaluateBatchResponse.FromString(
+            channel.unary_unary("/bagalau.v1.ScoringService/EvaluateBatch")(sent))
+    assert server.audit.flush(20)
+    store = open_store(server.settings.audit)
+    from service.views import BytesList
+
+    for item, item_bytes, answer in zip(items, BytesList.FromString(sent).items, response.items):
+        record = store.get(answer.evaluation_id)
+        assert pb.EvaluateRequest.FromString(record.request) == item
+        assert record.request == item_bytes, "the item's bytes, as the client encoded them"
+        assert pb.EvaluateResponse.FromString(record.response) == answer
+        assert (record.request_id, record.subject_id, record.methodology) == (item.request_id, item.subject.id, "org-development")
+
+
+def test_writer_process_is_restarted_and_nothing_is_lost_or_doubled(tmp_path):
+    url = f"sqlite:///{tmp_path / 'restart.db'}"
+    writer = AuditWriter(open_store(url), batch_size=4)
+    try:
+        writer.submit([record(n) for n in range(10)])
+        assert writer.flush(20)
+        first = writer._proc
+        first.kill()  # as if the process crashed
+        first.wait()
+        for n in range(10, 30):
+            writer.submit([record(n)])
+        assert writer.flush(30), "everything is written by the process started again"
+        assert writer._proc is not first
+    finally:
+        writer.close()
+    report = verify(open_store(url))
+    assert report.ok and report.records == 30
+
+
+def test_writer_process_skips_records_already_written(tmp_path):
+    """Entries sent again after a restart (the process died between its commit and its report)."""
+    import io
+
+    from service.audit_worker import Worker
+
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    out = io.BytesIO()
+    worker = Worker(url, 100, out)
+    rows = [record(n).row() for n in range(5)]
+    worker.write([("records", 1, rows[:3])], stopping=False)
+    worker.write([("records", 1, rows[:3]), ("records", 2, rows[3:])], stopping=False)
+    worker.store.close()
+    store = open_store(url)
+    assert [r.evaluation_id for r in store.scan()] == [f"id-{n}" for n in range(5)]
+    assert verify(store).ok

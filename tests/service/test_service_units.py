@@ -172,3 +172,56 @@ def test_evaluation_ids_are_uuid7_and_ordered():
         assert u.version == 7 and u.variant == uuid.RFC_4122
     later = new_evaluation_ids(1)[0]
     assert later[:13] >= ids[0][:13]
+
+
+# ------------------------------------------------------------------------------ request views
+
+
+def test_views_read_what_the_messages_hold():
+    from service.views import EvaluateRequestView, to_request, to_view
+
+    request = pb.EvaluateRequest(
+        request_id="r", methodology="m", version="1", subject=pb.Subject(id="s", kind="central"), only=["x"],
+        inputs={"d": pb.Value(decimal="87.720"), "long": pb.Value(decimal="1" * 200), "f": pb.Value(flag=False),
+                "t": pb.Value(text="a"), "zero": pb.Value(decimal="0"),
+                "l": pb.Value(list=pb.ValueList(items=[pb.Value(record=pb.Record(fields={"q": pb.Value(decimal="0.5")}))]))})
+    view = to_view(request)
+    assert isinstance(view, EvaluateRequestView) and to_request(view) == request
+    _, from_view, _ = convert.evaluation_from_pb(view)
+    _, again, _ = convert.evaluation_from_pb(view)  # from the cache of entries seen before
+    expected = {name: convert.value_to_python(value, name, []) for name, value in request.inputs.items()}
+    assert from_view.inputs == again.inputs == expected
+    assert from_view.inputs["f"] is False and str(from_view.inputs["long"]) == "1" * 200
+    assert again.inputs["l"] is not from_view.inputs["l"], "lists and records are never shared between requests"
+
+
+def test_views_follow_the_wire_rules():
+    # a name sent twice: the last wins, as in a protobuf map
+    entry = lambda name, value: (b"\x32" + bytes([len(e := pb.EvaluateRequest(inputs={name: value}).SerializeToString()[2:])]) + e)  # noqa: E731
+    data = (pb.EvaluateRequest(methodology="m", version="1", subject=pb.Subject(kind="central")).SerializeToString()
+            + entry("a", pb.Value(decimal="1")) + entry("a", pb.Value(decimal="2")))
+    assert pb.EvaluateRequest.FromString(data).inputs["a"].decimal == "2"
+    _, ev, issues = convert.evaluation_from_pb(pb.EvaluateRequest.FromString(data))
+    from service.views import EvaluateRequestView
+
+    _, ev_view, _ = convert.evaluation_from_pb(EvaluateRequestView.FromString(data))
+    assert ev.inputs == ev_view.inputs == {"a": Decimal("2")} and not issues
+
+    # a Value that is not valid UTF-8, and one with nothing set: named problems, not exceptions
+    bad = pb.EvaluateRequest(methodology="m", version="1", subject=pb.Subject(kind="central")).SerializeToString() \
+        + b"\x32\x09\x0a\x01x\x12\x04\x0a\x02\xff\xfe" + entry("empty", pb.Value())
+    _, ev, issues = convert.evaluation_from_pb(EvaluateRequestView.FromString(bad))
+    assert sorted(i.field for i in issues) == ["empty", "x"] and not ev.inputs
+
+
+def test_result_text_is_format_decimal():
+    import random
+
+    from dsl.decimals import format_decimal
+
+    rng = random.Random(7)
+    cases = [Decimal("-0"), Decimal("0E-7"), Decimal("0E+3"), Decimal("-0.00"), Decimal("1E+5"), Decimal("1.5E-9"),
+             Decimal("-0.5"), Decimal("92.9"), Decimal("10")]
+    cases += [Decimal(rng.randint(-10**6, 10**6)).scaleb(rng.randint(-12, 6)) for _ in range(3000)]
+    for d in cases:
+        assert convert.result_text(d) == format_decimal(d), d
