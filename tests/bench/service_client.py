@@ -48,8 +48,7 @@ from service.protos import pb, pb_grpc  # noqa: E402
 
 METHODOLOGY, VERSION = "org-development", "2020"
 
-# The inputs of the in-process engine benchmark (test_bench_evaluate.INPUTS, checked equal by the
-# test): one central body, every input of org-development 2020.
+# One central body, every input of org-development 2020: also the in-process engine benchmark's input.
 FULL_INPUTS = {
     "leaders_left": 1, "staff_left": 6, "leaders_avg": 10, "staff_avg": 90, "due_advanced": 10, "trained_advanced": 9,
     "due_retraining": 2, "retrained": 2, "stability": 4, "exit_interview": 5, "gender_mix": 3, "staff_quality": 4,

@@ -13,20 +13,14 @@ from pathlib import Path
 import pytest
 
 import handwritten_od2020
+from service_client import FULL_INPUTS
 from dsl import decimals
 from dsl.evaluate import EvalRequest
 from dsl.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
-INPUTS = {
-    "leaders_left": 1, "staff_left": 6, "leaders_avg": 10, "staff_avg": 90, "due_advanced": 10, "trained_advanced": 9,
-    "due_retraining": 2, "retrained": 2, "stability": 4, "exit_interview": 5, "gender_mix": 3, "staff_quality": 4,
-    "rationing": 8, "satisfaction": 7, "management_practice": 4, "strategic_planning": 1, "e_kyzmet": 2,
-    "competition_transparency": 8, "meritocracy_principles": 7, "career_growth": 6, "incentive_transparency": 7,
-    "ethics": 8, "portal_filling": 20, "integration": 18, "systems": [{"actuality": 0.9}, {"actuality": 1}],
-    "functions_total": 91, "automated_own": 9,
-}
+INPUTS = FULL_INPUTS  # one central body, every input of org-development 2020 (shared with the service bench)
 
 
 @pytest.fixture(scope="module")
