@@ -13,6 +13,7 @@ import time
 from typing import Callable
 
 from .diagnostics import Diagnostic, DiagnosticSink, sort_diagnostics
+from .errors import BagalauError
 from .model import VersionModel
 from .parser import ParseFailed, parse
 from . import passes
@@ -97,12 +98,13 @@ def check_source(text: str, filename: str, registry=None) -> list[Diagnostic]:
 
     An amendment's base is looked up in ``registry`` when given.
     """
-    lookup = None
-    if registry is not None:
-        def lookup(methodology: str, version: str):
-            try:
-                return registry.get(methodology, version).model
-            except Exception:  # noqa: BLE001 - an unknown base is reported as E603
-                return None
+    def lookup(methodology: str, version: str):
+        if registry is None:
+            return None
+        try:
+            return registry.get(methodology, version).model
+        except BagalauError:  # an unknown base is reported as E603
+            return None
+
     _, diags = compile_text(text, filename, lookup)
     return diags

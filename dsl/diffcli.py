@@ -15,14 +15,12 @@ import os
 import sys
 from pathlib import Path
 
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_RULES, CliError, default_rules, load_rules, read_requests
 from .errors import BagalauError, UnknownMethodology, UnknownVersion
 from .evaluate import LANGUAGES
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RULES = 0, 1, 2, 3
-
 
 def register(subparsers) -> None:
-    from .cli import default_rules
     from .report import DIFF_FORMATS, IMPACT_FORMATS
 
     p = subparsers.add_parser("diff", help="what changed in meaning between two versions (inputs, formulas, weights, bands, …)",
@@ -69,7 +67,6 @@ def _names(text: str) -> list[str]:
 
 def resolve_version(registry, spec: str):
     """``METHODOLOGY@VERSION`` from the registry, or a rule file compiled on its own."""
-    from .cli import CliError
 
     path = Path(spec)
     if spec.endswith(".bgl") or (path.exists() and path.is_file()):
@@ -81,7 +78,6 @@ def resolve_version(registry, spec: str):
 
 
 def _compile_file(registry, path: Path):
-    from .cli import CliError
     from .compiler import compile_text
     from .registry import CompiledVersion
 
@@ -110,7 +106,6 @@ def _needs_registry(*specs: str) -> bool:
 
 
 def _registry(args, *specs):
-    from .cli import load_rules
 
     if _needs_registry(*specs):
         return load_rules(args.rules)
@@ -132,7 +127,6 @@ def _use_color(args, to_file: bool) -> bool:
 
 
 def _write(args, text: str) -> None:
-    from .cli import CliError
 
     if args.output:
         try:
@@ -186,7 +180,6 @@ class _Progress:
 
 
 def cmd_impact(args) -> int:
-    from .cli import CliError, read_requests
     from .impact import ImpactAnalysis
     from .report import render_impact
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import decimal
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +19,7 @@ from .codegen import EvaluationError, Plan, build, build_grade
 from .decimals import CONTEXT, NotADecimal, format_decimal, to_decimal
 from .inputs import InputCheck
 from .errors import EvaluationFailed, FieldIssue, InputError
-from .model import SCORING_KINDS, KindScope, VersionModel, bound_value
+from .model import SCORING_KINDS, KindScope, VersionModel
 from .printer import format_expr, walk
 from .ranges import UNBOUNDED
 

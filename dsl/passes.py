@@ -13,8 +13,8 @@ from decimal import Decimal
 from . import ast
 from .decimals import format_decimal
 from .diagnostics import DiagnosticSink, Span
-from .model import BUILTINS, DEFAULT_UNITS, SCORING_KINDS, STATUSES, Body, KindScope, bound_value, item_key, merge_scope
-from .printer import children, format_expr, walk
+from .model import BUILTINS, SCORING_KINDS, STATUSES, Body, KindScope, bound_value, item_key, merge_scope
+from .printer import format_expr, walk
 from .ranges import UNBOUNDED, Range, RangeAnalysis, bounded_range, intersect
 from .types import TypeChecker, type_of_spec
 
@@ -463,7 +463,7 @@ def _coverage_problems(intervals: list[ast.Interval], domain: Range):
     valid = [(i, iv) for i, iv in enumerate(intervals) if not _interval_range(iv).is_empty()]
     for a in range(len(valid)):
         for b in range(a + 1, len(valid)):
-            ia, ra = valid[a][0], _interval_range(valid[a][1])
+            ra = _interval_range(valid[a][1])
             ib, rb = valid[b][0], _interval_range(valid[b][1])
             both = intersect(intersect(ra, rb), domain)
             if not both.is_empty():
