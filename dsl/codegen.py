@@ -68,6 +68,7 @@ class _Gen:
         }
         self.counter = itertools.count()
         self.table_funcs: dict[str, str] = {}
+        self.table_sources: list[str] = []  # functions emitted before `evaluate`: tables, list checks
         self.current = ""
 
     def const(self, value: Decimal) -> str:
@@ -181,8 +182,6 @@ class _Gen:
         self.table_sources.append("\n".join(lines))
         return fname
 
-    table_sources: list[str]
-
 
 def _number_checks(g: _Gen, prefix: str, var: str, c) -> list[str]:
     """Conditions under which an exact-decimal fast path must give way to InputCheck."""
@@ -261,7 +260,6 @@ def generate(scope: KindScope, plan: Plan, checks: dict) -> tuple[str, dict]:
     returning None when any is wrong), takes supplied values from ``sup``, and returns the computed values.
     """
     g = _Gen(scope, plan.traced)
-    g.table_sources = []
     for name in list(plan.compute) + list(plan.constraints):
         for dep in scope.deps[name]:
             if dep in scope.params:

@@ -286,7 +286,7 @@ class Evaluator:
                 out.append(item)
                 continue
             if values is None:
-                values = {n: InputCheck.peek(self._kinds[scope.kind].checks[n], inputs) for n in prepared.needed_inputs}
+                values = {n: self._kinds[scope.kind].checks[n].peek(inputs) for n in prepared.needed_inputs}
             if item[0] == "bound":
                 _, n, ref = item
                 c = self._kinds[scope.kind].checks[n]

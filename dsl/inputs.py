@@ -125,7 +125,6 @@ class InputCheck:
             return None
         return self.coerce(raw, path, issues)
 
-    @staticmethod
-    def peek(check: "InputCheck", mapping: dict) -> Any:
+    def peek(self, mapping: dict) -> Any:
         """The input's value as validation reads it, for messages."""
-        return check.value_from(mapping, check.name, [])
+        return self.value_from(mapping, self.name, [])

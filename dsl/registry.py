@@ -81,22 +81,18 @@ class CompiledVersion:
 
     def input_schema(self, kind: str | None = None) -> list[InputSpec]:
         scope = self._scope(kind)
+        checks = self.evaluator.checks(scope.kind)
 
-        def spec(decl) -> InputSpec:
-            checks = self.evaluator.checks(scope.kind)
-            c = checks.get(decl.name)
+        def spec(decl, check: InputCheck) -> InputSpec:
             t = decl.type
-            typ = t.unit if t.kind == "number" else t.kind
-            fields = [spec(f) for f in scope.records[t.record].fields] if t.kind == "list" and t.record in scope.records else []
-            lo = c.lo if c else None
-            hi = c.hi if c else None
-            if c is None and t.kind == "number":  # a record field
-                fc = InputCheck(scope, decl, scope.records)
-                lo, hi = fc.lo, fc.hi
-            return InputSpec(decl.name, typ, lo, hi, dict(decl.labels), decl.optional, decl.default if decl.has_default else None,
-                             list(t.choices), fields, t.record or None)
+            fields = []
+            if t.kind == "list" and t.record in scope.records:  # the check holds one sub-check per field, in order
+                fields = [spec(f, fc) for f, fc in zip(scope.records[t.record].fields, check.fields)]
+            return InputSpec(decl.name, t.unit if t.kind == "number" else t.kind, check.lo, check.hi, dict(decl.labels),
+                             decl.optional, decl.default if decl.has_default else None, list(t.choices), fields,
+                             t.record or None)
 
-        return [spec(d) for d in scope.inputs.values()]
+        return [spec(d, checks[n]) for n, d in scope.inputs.items()]
 
     def outputs(self, kind: str | None = None) -> list[OutputSpec]:
         scope = self._scope(kind)
