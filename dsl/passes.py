@@ -80,17 +80,18 @@ def collect_declarations(c: Compilation) -> None:
     def known(key) -> bool:
         return key in c.common or any(key in o for o in c.overlays.values())
 
-    def add_plain(item, target: dict, scope_name: str) -> None:
+    def add_plain(item) -> None:
+        """A declaration without `override`: new here, and new to the base for an amendment."""
         key = item_key(item)
-        if key in defined_here and defined_here[key] is not None and target is c.common:
+        if key in defined_here:
             sink.report("E201", item.span, f"{item.name} is already defined at line {defined_here[key].line}")
             return
-        if amendment and target is c.common and key in c.common and key not in defined_here:
+        if amendment and key in c.common:
             sink.report("E602", item.span,
                         f"{item.name} is defined in base version {c.base.version}; write `override` to replace it")
             return
         defined_here[key] = item.span
-        target[key] = item
+        c.common[key] = item
 
     for item in c.rule_file.items:
         if isinstance(item, ast.TestDecl):
@@ -100,7 +101,7 @@ def collect_declarations(c: Compilation) -> None:
             key = item_key(inner)
             if not amendment:
                 sink.report("E604", item.span, "`override` is only for amendments (a version that `extends` another)")
-                add_plain(inner, c.common, "")
+                add_plain(inner)
             elif not known(key):
                 sink.report("E600", item.span,
                             f"base version {c.base.version} has no {inner.name} to override{_suggest(inner.name, [k[1] for k in c.common])}")
@@ -124,7 +125,7 @@ def collect_declarations(c: Compilation) -> None:
         elif isinstance(item, ast.Variant):
             pass  # after the common declarations, so that a variant may refer to any of them
         else:
-            add_plain(item, c.common, "")
+            add_plain(item)
 
     for item in c.rule_file.items:
         if not isinstance(item, ast.Variant):
