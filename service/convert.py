@@ -153,36 +153,31 @@ def result_text(d: Decimal) -> str:
 
 
 class Selection(NamedTuple):
-    """Which version a request asks for: by name, or the one in force on a date."""
+    """Which version a request asks for: by name, or the one in force on a date. (Requests that
+    name a version get a plain tuple of the same three: cheaper to make, equal and hashed alike.)"""
 
     methodology: str
     version: str
     as_of: date | None
 
 
-def evaluation_from_pb(req) -> tuple[Selection | None, EvalRequest, list[FieldIssue]]:
+def evaluation_from_pb(req) -> tuple[tuple | None, EvalRequest, list[FieldIssue]]:
     """The version selection and library request, and the problems found in the message itself.
 
     ``req`` is an EvaluateRequest or its view (``views.EvaluateRequestView``: what the servicer
     receives). The selection is None when the request does not say which version to use. (This
-    runs for every item of every batch: it is written for speed.)
+    runs for every item of every batch: it is written for speed. Each field of a message read
+    costs a call into the protobuf runtime, so each is read once.)
     """
     if type(req) is not EvaluateRequestView:
         req = to_view(req)
     issues: list[FieldIssue] = []
-    has_as_of = req.HasField("as_of")
-    as_of = date_from_pb(req.as_of, "as_of", issues) if has_as_of else None
     methodology, version, subject = req.methodology, req.version, req.subject
-    selectable = bool(methodology and subject.kind and (version or as_of is not None) and not (version and has_as_of))
-    if not selectable:
-        if not methodology:
-            issues.append(FieldIssue("methodology", "required, e.g. org-development"))
-        if version and has_as_of:
-            issues.append(FieldIssue("version", "give either version or as_of, not both"))
-        elif not version and not has_as_of:
-            issues.append(FieldIssue("version", "required: give version, or as_of to use the version in force on that date"))
-        if not subject.kind:
-            issues.append(FieldIssue("subject.kind", "required: the kind of subject scored (central, local or servant)"))
+    kind = subject.kind
+    if methodology and version and kind and not req.HasField("as_of"):  # the usual request
+        selection = (methodology, version, None)
+    else:
+        selection = _selection(req, methodology, version, kind, issues)
     entries = list(req.inputs)  # each a map entry as received: name and encoded Value
     pairs = list(map(_ENTRIES.get, entries))  # (name, value) of the entries seen before, else None
     if None in pairs:
@@ -191,15 +186,43 @@ def evaluation_from_pb(req) -> tuple[Selection | None, EvalRequest, list[FieldIs
                 pairs[n] = _input_entry(entry, issues)
         if None in pairs:  # entries with a problem (in ``issues``)
             pairs = [p for p in pairs if p is not None]
-    inputs = dict(pairs)  # a name sent twice: the last wins, as in a protobuf map
     only = req.only
-    ev = EvalRequest(subject.id, subject.kind, inputs, list(only) if only else None, req.explain, req.language or DEFAULT_LANGUAGE)
-    return (Selection(methodology, version, as_of) if selectable else None), ev, issues
+    return selection, EvalRequest(subject.id, kind, dict(pairs),  # a name sent twice: the last wins, as in a map
+                                  list(only) if only else None, req.explain, req.language or DEFAULT_LANGUAGE), issues
 
 
-# Map entries already read, and what they read as: (name, value), for values that cannot change
-# (a Decimal, or a malformed decimal's text). See _DECIMALS for the bound.
-_ENTRIES: dict[bytes, tuple[str, Decimal | str]] = {}
+def _selection(req, methodology: str, version: str, kind: str, issues: list[FieldIssue]) -> Selection | None:
+    """The selection of a request that gives as_of, or misses something (then in ``issues``)."""
+    has_as_of = req.HasField("as_of")
+    as_of = date_from_pb(req.as_of, "as_of", issues) if has_as_of else None
+    if not methodology:
+        issues.append(FieldIssue("methodology", "required, e.g. org-development"))
+    if version and has_as_of:
+        issues.append(FieldIssue("version", "give either version or as_of, not both"))
+    elif not version and not has_as_of:
+        issues.append(FieldIssue("version", "required: give version, or as_of to use the version in force on that date"))
+    if not kind:
+        issues.append(FieldIssue("subject.kind", "required: the kind of subject scored (central, local or servant)"))
+    if methodology and kind and (version or as_of is not None) and not (version and has_as_of):
+        return Selection(methodology, version, as_of)
+    return None
+
+
+# Map entries already read, and what they read as: (name, value). Entries recur a lot (points,
+# counts, shares, the same list of systems), and a look-up is several times cheaper than decoding.
+# The values are shared between requests: the library only reads its inputs (it never changes a
+# list or record it is given), and decimals, texts and flags cannot change. Entries longer than
+# _ENTRY_MAX_BYTES are decoded every time; the cache is emptied when full (see _DECIMALS).
+_ENTRIES: dict[bytes, tuple[str, Any]] = {}
+_ENTRY_MAX_BYTES = 1024
+
+
+def _remember(entry: bytes, pair: tuple[str, Any]) -> tuple[str, Any]:
+    if len(entry) <= _ENTRY_MAX_BYTES:
+        if len(_ENTRIES) >= _DECIMALS_MAX:
+            _ENTRIES.clear()
+        _ENTRIES[entry] = pair
+    return pair
 
 
 def _input_entry(entry: bytes, issues: list[FieldIssue]) -> tuple[str, Any] | None:
@@ -218,18 +241,14 @@ def _input_entry(entry: bytes, issues: list[FieldIssue]) -> tuple[str, Any] | No
         except UnicodeDecodeError:
             pass  # decoded below, which reports it
         else:
-            pair = (name, _decimal(text))
-            if len(_ENTRIES) >= _DECIMALS_MAX:
-                _ENTRIES.clear()
-            _ENTRIES[entry] = pair
-            return pair
+            return _remember(entry, (name, _decimal(text)))
     try:
         message = pb.Value.FromString(data)
     except DecodeError:
         issues.append(FieldIssue(name, "not a valid Value (a decimal, flag, text, list or record)"))
         return None
     try:
-        return name, _plain(message)
+        return _remember(entry, (name, _plain(message)))
     except _NoValue:
         value = value_to_python(message, name, issues)
         return None if value is None else (name, value)

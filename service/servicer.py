@@ -38,17 +38,19 @@ CHECK_EVERY = 64  # batch items scored between checks that the call is still wan
 
 
 def _count(counts: dict, cv, outcome: str) -> None:
-    """Count an evaluation in ``counts``; ``_publish`` adds them to the metric once per call."""
+    """Count an evaluation that was not scored in ``counts``; ``_publish`` adds them to the metric once
+    per call. (Scored ones are counted under the version alone: ``counts[cv]``.)"""
     key = (cv, outcome)
     counts[key] = counts.get(key, 0) + 1
 
 
 def _publish(counts: dict) -> None:
-    for (cv, outcome), n in counts.items():
-        key = (cv.methodology, cv.version, outcome)
-        counter = _counters.get(key)
+    for key, n in counts.items():
+        cv, outcome = key if type(key) is tuple else (key, "ok")
+        labels = (cv.methodology, cv.version, outcome)
+        counter = _counters.get(labels)
         if counter is None:
-            counter = _counters[key] = metrics.EVALUATIONS.labels(*key)
+            counter = _counters[labels] = metrics.EVALUATIONS.labels(*labels)
         counter.inc(n)
 
 
@@ -75,21 +77,26 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         self.max_batch_size = max_batch_size
 
     # ---------------------------------------------------------------- evaluation
-    def _evaluate(self, registry, req: pb.EvaluateRequest, evaluation_id: str, versions: dict, counts: dict,
+    @staticmethod
+    def _version(registry, selection: tuple, kind: str, versions: dict):
+        """The version a request selects (``convert.Selection``). ``versions`` caches the look-ups of a call."""
+        methodology, version, as_of = selection
+        key = selection if as_of is None else (selection, kind)  # the version in force depends on the kind
+        cv = versions.get(key)
+        if cv is None:
+            cv = registry.get(methodology, version) if version else registry.in_force(methodology, as_of, kind)
+            versions[key] = cv
+        return cv
+
+    def _evaluate(self, registry, req, evaluation_id: str, versions: dict, counts: dict,
                   out: pb.EvaluateResponse | None = None) -> pb.EvaluateResponse:
-        """One item, filled into ``out`` when given. ``versions`` caches version look-ups for the call;
-        ``counts`` gathers the evaluations metric for it (see ``_publish``)."""
+        """One item (a request or its view), filled into ``out`` when given. ``versions`` caches
+        version look-ups for the call; ``counts`` gathers the evaluations metric for it (see
+        ``_publish``). (Every item of a batch comes here: it is written for speed.)"""
         selection, ev, issues = convert.evaluation_from_pb(req)
         if selection is None:
             raise RequestInvalid(issues)
-        key = selection if selection.as_of is None else (selection, ev.subject_kind)  # the version depends on the kind
-        cv = versions.get(key)
-        if cv is None:
-            if selection.version:
-                cv = registry.get(selection.methodology, selection.version)
-            else:
-                cv = registry.in_force(selection.methodology, selection.as_of, ev.subject_kind)
-            versions[key] = cv
+        cv = versions.get(selection) or self._version(registry, selection, ev.subject_kind, versions)
         try:
             result = cv.evaluate(ev)
         except InputError as e:
@@ -101,7 +108,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         if issues:
             _count(counts, cv, "invalid")
             raise RequestInvalid(issues)
-        _count(counts, cv, "ok")
+        counts[cv] = counts.get(cv, 0) + 1  # scored; see _publish
         return convert.result_to_pb(result, req.request_id, evaluation_id, registry.root, out)
 
     def _record(self, context, evaluation_ids: list[str], kind: str, request: bytes, response: bytes) -> None:

@@ -210,3 +210,35 @@ value seniors = sum(p in staff where p.level == senior : p.score)
     assert r.values == {"x": 5, "seniors": 4}
     _, diags = compile_snippet("input group : enum(a, b)\nindicator x = when { group == c -> 1 else -> 0 }\n")
     assert "E200" in [d.code for d in diags]
+
+
+EXAMPLES = sorted((RULES.parent / "examples").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_evaluation_never_changes_its_inputs(path, registry):
+    """The service shares decoded lists and records between requests (service/convert.py): that is
+    safe only because evaluation reads its inputs and never changes them, with or without an
+    explanation, and when it refuses them."""
+    import copy
+
+    methodology, _, version = path.stem.partition("-2")
+    cv = registry.get(methodology, "2" + version)
+    example = decimals.loads(path.read_text(encoding="utf-8"))
+    kind = example["subject"]["kind"]
+    inputs = example["inputs"]
+    for explain in (False, True):
+        before = copy.deepcopy(inputs)
+        cv.evaluate(EvalRequest("s", kind, inputs, explain=explain))
+        assert inputs == before
+    lists = {n: v for n, v in inputs.items() if isinstance(v, list)}
+    broken = {**inputs, **{n: v + [{"nonsense": "x"}] for n, v in lists.items()}, "unknown": Decimal(1)}
+    before = copy.deepcopy(broken)
+    with pytest.raises(InputError):
+        cv.evaluate(EvalRequest("s", kind, broken))
+    assert broken == before
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry(RULES)
