@@ -40,6 +40,10 @@ class InputSpec:
     choices: list = field(default_factory=list)
     fields: list = field(default_factory=list)
     record: str | None = None
+    min_open: bool = False  # min itself is not allowed (`> 0`)
+    max_open: bool = False
+    min_ref: str | None = None  # another input this one must not fall below
+    max_ref: str | None = None  # another input this one must not exceed (`<= due_advanced`)
 
 
 @dataclass
@@ -90,7 +94,8 @@ class CompiledVersion:
                 fields = [spec(f, fc) for f, fc in zip(scope.records[t.record].fields, check.fields)]
             return InputSpec(decl.name, t.unit if t.kind == "number" else t.kind, check.lo, check.hi, dict(decl.labels),
                              decl.optional, decl.default if decl.has_default else None, list(t.choices), fields,
-                             t.record or None)
+                             t.record or None, check.lo_open and check.lo is not None, check.hi_open and check.hi is not None,
+                             check.lo_ref, check.hi_ref)
 
         return [spec(d, checks[n]) for n, d in scope.inputs.items()]
 

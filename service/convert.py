@@ -295,7 +295,9 @@ def input_to_pb(spec) -> pb.InputField:
     out = pb.InputField(name=spec.name, type=INPUT_TYPES.get(spec.type, pb.INPUT_TYPE_UNSPECIFIED), type_name=spec.type,
                         min=decimal_text(spec.min), max=decimal_text(spec.max), labels=dict(spec.labels),
                         optional=bool(spec.optional), choices=list(spec.choices or ()),
-                        fields=[input_to_pb(f) for f in spec.fields or ()], record=getattr(spec, "record", None) or "")
+                        fields=[input_to_pb(f) for f in spec.fields or ()], record=spec.record or "",
+                        min_exclusive=spec.min_open, max_exclusive=spec.max_open, min_input=spec.min_ref or "",
+                        max_input=spec.max_ref or "")
     if spec.default is not None:
         out.default_value.CopyFrom(python_to_value(spec.default))
     return out

@@ -134,19 +134,20 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         request_id = current_request_id()
         done, versions, counts = [], {}, {}
         evaluate = self._evaluate
+        ids = self._ids(len(items))
         try:
-            for n, (item, evaluation_id) in enumerate(zip(items, self._ids(len(items)))):
-                if n % CHECK_EVERY == 0:
-                    self._check_wanted(context)
-                slot = add()  # filled in place: appending a finished message would copy it
-                try:
-                    evaluate(registry, item, evaluation_id, versions, counts, slot)
-                    done.append(evaluation_id)
-                except Exception as exc:  # noqa: BLE001 - a bad item gets its own status; the others are scored
-                    slot.Clear()
-                    slot.request_id = item.request_id
-                    slot.subject.CopyFrom(item.subject)
-                    slot.error.CopyFrom(status_for(exc, request_id))
+            for start in range(0, len(items), CHECK_EVERY):
+                self._check_wanted(context)
+                for item, evaluation_id in zip(items[start:start + CHECK_EVERY], ids[start:start + CHECK_EVERY]):
+                    slot = add()  # filled in place: appending a finished message would copy it
+                    try:
+                        evaluate(registry, item, evaluation_id, versions, counts, slot)
+                        done.append(evaluation_id)
+                    except Exception as exc:  # noqa: BLE001 - a bad item gets its own status; the others are scored
+                        slot.Clear()
+                        slot.request_id = item.request_id
+                        slot.subject.CopyFrom(item.subject)
+                        slot.error.CopyFrom(status_for(exc, request_id))
         finally:
             _publish(counts)
         response = out.SerializeToString()

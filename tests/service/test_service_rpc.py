@@ -271,6 +271,9 @@ def test_get_methodology_schema(stub):
     inputs = {i.name: i for i in schema.inputs}
     assert inputs["stability"].type == pb.INPUT_TYPE_POINTS and inputs["stability"].max == "5"
     assert inputs["leaders_left"].type == pb.INPUT_TYPE_COUNT and inputs["leaders_left"].min == "0"
+    assert not inputs["leaders_left"].min_exclusive and not inputs["leaders_left"].max_input
+    assert inputs["staff_avg"].min == "0" and inputs["staff_avg"].min_exclusive, "> 0: zero itself is refused"
+    assert inputs["trained_advanced"].max_input == "due_advanced" and inputs["trained_advanced"].max == ""
     assert inputs["training_violations"].default_value.decimal == "0"
     assert inputs["systems"].type == pb.INPUT_TYPE_LIST and inputs["systems"].fields[0].name == "actuality"
     assert inputs["stability"].labels["en"] == "Stability of staff composition"
