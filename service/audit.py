@@ -51,12 +51,11 @@ class AuditError(Exception):
 def new_evaluation_ids(count: int) -> list[str]:
     """UUIDv7 strings: time-ordered, so new records land at the end of the index. Made in bulk for batches."""
     ms = f"{(time.time_ns() // 1_000_000) & 0xFFFFFFFFFFFF:012x}"
-    rand = os.urandom(10 * count).hex()
-    out = []
-    for i in range(0, 20 * count, 20):
-        r = rand[i:i + 20]
-        out.append(f"{ms[:8]}-{ms[8:]}-7{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}")
-    return out
+    head = f"{ms[:8]}-{ms[8:]}-7"  # the time, then the version
+    rand = os.urandom(10 * count).hex()  # 20 hex digits an id: 3 + the variant's + 3 + 12
+    variant = _VARIANT
+    return [f"{head}{rand[i:i + 3]}-{variant[rand[i + 3]]}{rand[i + 4:i + 7]}-{rand[i + 7:i + 19]}"
+            for i in range(0, 20 * count, 20)]
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
