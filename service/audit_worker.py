@@ -5,7 +5,7 @@ Cutting a call's messages into records, hashing them into the chain and insertin
 about as much CPU as scoring; in a thread of the service it would take that time from scoring
 under Python's global interpreter lock. In this process it runs beside it, on another core.
 
-Protocol, over the pipes (frames: 4-byte big-endian length, then a pickle):
+Protocol, over the pipes (one pickle a message):
 
 - in, on standard input: first ``("open", url, batch_size)``; then
   ``("calls", seq, count, recorded_at, caller, peer, kind, request, response)``: one call's
