@@ -153,15 +153,14 @@ def result_text(d: Decimal) -> str:
 
 
 class Selection(NamedTuple):
-    """Which version a request asks for: by name, or the one in force on a date. (Requests that
-    name a version get a plain tuple of the same three: cheaper to make, equal and hashed alike.)"""
+    """Which version a request asks for: by name, or the one in force on a date."""
 
     methodology: str
     version: str
     as_of: date | None
 
 
-def evaluation_from_pb(req) -> tuple[tuple | None, EvalRequest, list[FieldIssue]]:
+def evaluation_from_pb(req) -> tuple[Selection | None, EvalRequest, list[FieldIssue]]:
     """The version selection and library request, and the problems found in the message itself.
 
     ``req`` is an EvaluateRequest or its view (``views.EvaluateRequestView``: what the servicer
@@ -175,7 +174,7 @@ def evaluation_from_pb(req) -> tuple[tuple | None, EvalRequest, list[FieldIssue]
     methodology, version, subject = req.methodology, req.version, req.subject
     kind = subject.kind
     if methodology and version and kind and not req.HasField("as_of"):  # the usual request
-        selection = (methodology, version, None)
+        selection = Selection(methodology, version, None)
     else:
         selection = _selection(req, methodology, version, kind, issues)
     entries = list(req.inputs)  # each a map entry as received: name and encoded Value

@@ -38,15 +38,13 @@ CHECK_EVERY = 64  # batch items scored between checks that the call is still wan
 
 
 def _count(counts: dict, cv, outcome: str) -> None:
-    """Count an evaluation that was not scored in ``counts``; ``_publish`` adds them to the metric once
-    per call. (Scored ones are counted under the version alone: ``counts[cv]``.)"""
+    """Count an evaluation in ``counts``; ``_publish`` adds them to the metric once per call."""
     key = (cv, outcome)
     counts[key] = counts.get(key, 0) + 1
 
 
 def _publish(counts: dict) -> None:
-    for key, n in counts.items():
-        cv, outcome = key if type(key) is tuple else (key, "ok")
+    for (cv, outcome), n in counts.items():
         labels = (cv.methodology, cv.version, outcome)
         counter = _counters.get(labels)
         if counter is None:
@@ -78,13 +76,15 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
 
     # ---------------------------------------------------------------- evaluation
     @staticmethod
-    def _version(registry, selection: tuple, kind: str, versions: dict):
-        """The version a request selects (``convert.Selection``). ``versions`` caches the look-ups of a call."""
-        methodology, version, as_of = selection
-        key = selection if as_of is None else (selection, kind)  # the version in force depends on the kind
+    def _version(registry, selection: convert.Selection, kind: str, versions: dict):
+        """The version a request selects. ``versions`` caches the look-ups of a call."""
+        key = selection if selection.as_of is None else (selection, kind)  # the version in force depends on the kind
         cv = versions.get(key)
         if cv is None:
-            cv = registry.get(methodology, version) if version else registry.in_force(methodology, as_of, kind)
+            if selection.version:
+                cv = registry.get(selection.methodology, selection.version)
+            else:
+                cv = registry.in_force(selection.methodology, selection.as_of, kind)
             versions[key] = cv
         return cv
 
@@ -96,7 +96,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         selection, ev, issues = convert.evaluation_from_pb(req)
         if selection is None:
             raise RequestInvalid(issues)
-        cv = versions.get(selection) or self._version(registry, selection, ev.subject_kind, versions)
+        cv = self._version(registry, selection, ev.subject_kind, versions)
         try:
             result = cv.evaluate(ev)
         except InputError as e:
@@ -108,7 +108,7 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         if issues:
             _count(counts, cv, "invalid")
             raise RequestInvalid(issues)
-        counts[cv] = counts.get(cv, 0) + 1  # scored; see _publish
+        _count(counts, cv, "ok")
         return convert.result_to_pb(result, req.request_id, evaluation_id, registry.root, out)
 
     def _record(self, context, evaluation_ids: list[str], kind: str, request: bytes, response: bytes) -> None:
