@@ -385,9 +385,11 @@ def verify(store: AuditStore) -> VerifyReport:
 
 # ------------------------------------------------------------------------------ the writer
 
+PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process (/proc/sys/fs/pipe-max-size)
+
 
 def _widen_pipe(stream) -> None:
-    """Let a whole batch's frame (a few hundred KB) into the pipe at once: with the default 64 KB,
+    """Let a whole batch's message (a few hundred KB) into the pipe at once: with the default 64 KB,
     the sending thread wakes for every chunk the writer process reads, and each wake-up takes
     Python's interpreter lock from the threads that score. Linux only; elsewhere, as it was."""
     try:
@@ -396,9 +398,6 @@ def _widen_pipe(stream) -> None:
         fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
     except (ImportError, OSError, ValueError):
         pass
-
-
-PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process (/proc/sys/fs/pipe-max-size)
 
 
 def write_frame(stream, message: tuple) -> None:
@@ -553,7 +552,7 @@ class AuditWriter:
             pass
 
     @staticmethod
-    def _frame(seq: int, entry: "_Entry") -> tuple:
+    def _message(seq: int, entry: "_Entry") -> tuple:
         """The message for an entry, in plain values (so that writing it cannot fail half-way)."""
         payload = entry.payload
         if payload[0] == "records":
@@ -574,7 +573,7 @@ class AuditWriter:
             if entry is None:
                 continue
             try:
-                frame = self._frame(seq, entry)
+                message = self._message(seq, entry)
             except Exception:  # noqa: BLE001 - an entry that cannot be encoded must not stop the others
                 log.exception("audit records could not be encoded; they are lost", records=len(entry.evaluation_ids))
                 self._done([seq])
@@ -586,9 +585,9 @@ class AuditWriter:
                     except AuditError as e:  # kept: the reader thread keeps trying
                         log.error("cannot start the audit writer process", reason=str(e))
                     self._reader.start()
-                entry.frame = frame
+                entry.message = message
                 if self._proc is not None:
-                    self._write(self._proc, frame)
+                    self._write(self._proc, message)
 
     def _send_stop(self, proc: subprocess.Popen) -> None:
         self._write(proc, ("stop",))
@@ -625,8 +624,8 @@ class AuditWriter:
                     log.error("cannot start the audit writer process", reason=str(e))
                     continue
                 for entry in list(self._inflight.values()):
-                    if entry.frame is not None:
-                        self._write(self._proc, entry.frame)
+                    if entry.message is not None:
+                        self._write(self._proc, entry.message)
                 if self._stop_sent:
                     self._send_stop(self._proc)
 
@@ -662,4 +661,4 @@ class _Entry:
 
     evaluation_ids: list[str]
     payload: tuple  # ("calls", recorded_at, caller, peer, kind, request, response) or ("records", items)
-    frame: tuple | None = None  # the message sent to the writer process; None until sent
+    message: tuple | None = None  # as sent to the writer process; None until sent
