@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .audit import AuditRecord
 from .protos import pb
-from .views import BytesList, EvaluateRequestView, ResponseHead, to_request
+from .views import BytesList, ResponseHead, to_request
 
 
 @dataclass(slots=True)
@@ -47,13 +47,12 @@ def records_from_call(recorded_at: str, caller: str, peer: str, kind: str, reque
         pairs = ((request, response),)
     out = []
     for request_bytes, response_bytes in pairs:
-        head = ResponseHead.FromString(response_bytes)
+        head = ResponseHead.FromString(response_bytes)  # a scored item's response echoes its request's id and subject
         evaluation_id = head.evaluation_id
         if not evaluation_id or head.HasField("error"):  # an item that was not scored is not recorded
             continue
-        r = EvaluateRequestView.FromString(request_bytes)
-        subject = r.subject
-        out.append(AuditRecord(evaluation_id, recorded_at, caller, peer, r.request_id, head.methodology, head.version,
+        subject = head.subject
+        out.append(AuditRecord(evaluation_id, recorded_at, caller, peer, head.request_id, head.methodology, head.version,
                                head.content_hash, subject.id, subject.kind, request_bytes, response_bytes))
     return out
 

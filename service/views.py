@@ -67,10 +67,11 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     items = view.message_type.add(name="BytesList")
     items.field.add(name="items", number=1, type=field.TYPE_BYTES, label=field.LABEL_REPEATED)
 
-    # An EvaluateResponse without what it is long for (values, grades, explanation): the audit log's columns.
+    # An EvaluateResponse without what it is long for (values, grades, explanation): the audit log's
+    # columns. (A scored item's response echoes its request's request_id and subject.)
     head = view.message_type.add(name="ResponseHead")
     for f in messages["EvaluateResponse"].field:
-        if f.name in ("evaluation_id", "methodology", "version", "content_hash", "error"):
+        if f.name in ("request_id", "evaluation_id", "methodology", "version", "content_hash", "error", "subject"):
             head.field.add().CopyFrom(f)
     return view
 

@@ -55,6 +55,21 @@ def test_the_hash_covers_every_field():
 
 # ------------------------------------------------------------------------------ SQLite
 
+@pytest.mark.parametrize("text", ["", "plain", 'quote " and \\ backslash', "new\nline\ttab\r\x00\x1f\x7f",
+                                  "қазақша, русский", "emoji 🧮", "\u2028\u2029"])
+def test_the_canonical_header_is_the_json_array_it_always_was(text):
+    """The chain's definition: records written before stay verifiable. ``canonical`` writes the
+    header out by hand (speed); it must give exactly what the JSON encoder gives."""
+    r = record(1, caller=text, peer=text, request_id=text, subject_id=text, evaluation_id=text, sequence=12345,
+               response=b"\x00response")
+    header, _, rest = r.canonical().partition(b"\n")
+    fields = [r.sequence, r.evaluation_id, r.recorded_at, r.caller, r.peer, r.request_id, r.methodology, r.version,
+              r.content_hash, r.subject_id, r.subject_kind, len(r.request), len(r.response)]
+    expected = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert header == expected
+    assert rest == r.request + r.response
+
+
 
 def test_sqlite_records_every_evaluation_exactly(start_server, tmp_path, capsys):
     server = start_server()
