@@ -53,8 +53,6 @@ def test_the_hash_covers_every_field():
     assert base.chain_hash("1" * 64) != base.record_hash
 
 
-# ------------------------------------------------------------------------------ SQLite
-
 @pytest.mark.parametrize("text", ["", "plain", 'quote " and \\ backslash', "new\nline\ttab\r\x00\x1f\x7f",
                                   "қазақша, русский", "emoji 🧮", "\u2028\u2029"])
 def test_the_canonical_header_is_the_json_array_it_always_was(text):
@@ -70,6 +68,7 @@ def test_the_canonical_header_is_the_json_array_it_always_was(text):
     assert rest == r.request + r.response
 
 
+# ------------------------------------------------------------------------------ SQLite
 
 def test_sqlite_records_every_evaluation_exactly(start_server, tmp_path, capsys):
     server = start_server()
@@ -278,7 +277,8 @@ def test_batch_records_keep_each_item_as_received(start_server):
         assert pb.EvaluateRequest.FromString(record.request) == item
         assert record.request == item_bytes, "the item's bytes, as the client encoded them"
         assert pb.EvaluateResponse.FromString(record.response) == answer
-        assert (record.request_id, record.subject_id, record.methodology) == (item.request_id, item.subject.id, "org-development")
+        assert (record.request_id, record.subject_id, record.subject_kind, record.methodology) == (
+            item.request_id, item.subject.id, item.subject.kind, "org-development")
 
 
 def test_writer_process_is_restarted_and_nothing_is_lost_or_doubled(tmp_path):
